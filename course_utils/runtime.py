@@ -1,0 +1,151 @@
+"""Device, seeds and run profiles: the first cell of every notebook.
+
+Taught in chapter 0, *Getting started*, section "The setup cell". Every notebook runs unchanged on
+three kinds of machine, and this module decides which one it is on:
+
+``ci``
+    tiny sizes, seconds per notebook; the test suite and the autograder force it.
+``cpu``
+    a laptop: a lab finishes in a few minutes and still shows its effect.
+``gpu``
+    full sizes on a CUDA device or Apple MPS; the numbers the chapters quote come from it.
+
+The profile follows the device unless the environment variable ``COURSE_PROFILE`` names one.
+The sizes themselves are *not* here: each notebook states them in one visible cell with
+:func:`sizes_for`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+PROFILES = ("ci", "cpu", "gpu")
+PROFILE_ENV = "COURSE_PROFILE"
+DEVICE_ENV = "COURSE_DEVICE"
+DEFAULT_SEED = 0
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return the best available device: CUDA, then Apple MPS, then the CPU.
+
+    ``prefer`` (or the environment variable ``COURSE_DEVICE``) forces one, for example ``"cpu"``
+    to compare timings. It never returns an empty list or raises on a CPU-only machine.
+    """
+    prefer = prefer or os.environ.get(DEVICE_ENV)
+    if prefer:
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"{DEVICE_ENV}={prefer!r} asks for CUDA, but no CUDA device is visible")
+        if device.type == "mps" and not _mps_available():
+            raise RuntimeError(f"{DEVICE_ENV}={prefer!r} asks for MPS, but MPS is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def get_profile(device: torch.device | None = None) -> str:
+    """The run profile: ``COURSE_PROFILE`` if set, else ``gpu`` on an accelerator and ``cpu`` otherwise."""
+    forced = os.environ.get(PROFILE_ENV, "").strip().lower()
+    if forced:
+        if forced not in PROFILES:
+            raise ValueError(f"{PROFILE_ENV}={forced!r} is not a run profile; expected one of {PROFILES}")
+        return forced
+    device = device if device is not None else get_device()
+    return "gpu" if device.type in ("cuda", "mps") else "cpu"
+
+
+def seed_everything(seed: int = DEFAULT_SEED, deterministic: bool = True) -> None:
+    """Seed python's ``random``, numpy and torch (every device), so reruns give the same numbers.
+
+    With ``deterministic`` torch is asked for deterministic kernels where they exist (with a
+    warning, not an error, where they do not: some CUDA kernels have no deterministic version).
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if hasattr(torch.backends, "cudnn"):
+            torch.backends.cudnn.benchmark = False
+
+
+def sizes_for(profile: str, **by_profile: dict) -> SimpleNamespace:
+    """Pick this profile's sizes from a table written in the notebook, e.g.
+
+    ``sizes_for(profile, ci=dict(epochs=1), cpu=dict(epochs=5), gpu=dict(epochs=30))``
+
+    Every profile must name the same keys, so a notebook cannot silently miss a size on one kind
+    of machine.
+    """
+    missing = [p for p in PROFILES if p not in by_profile]
+    if missing:
+        raise ValueError(f"sizes_for needs a table for every profile; missing {missing}")
+    unknown = [p for p in by_profile if p not in PROFILES]
+    if unknown:
+        raise ValueError(f"sizes_for got unknown profiles {unknown}; expected {PROFILES}")
+    keys = {p: set(v) for p, v in by_profile.items()}
+    reference = keys["gpu"]
+    for p, k in keys.items():
+        if k != reference:
+            raise ValueError(
+                f"profile {p!r} names sizes {sorted(k)} but 'gpu' names {sorted(reference)}; "
+                "every profile must name the same sizes"
+            )
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    return SimpleNamespace(**by_profile[profile])
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What :func:`setup` decided; notebooks use ``setup.device`` and ``setup.profile``."""
+
+    device: torch.device
+    profile: str
+    seed: int
+
+    def describe(self) -> str:
+        import matplotlib
+        import sklearn
+        import skimage
+
+        lines = [
+            f"profile : {self.profile}  (set {PROFILE_ENV}=ci|cpu|gpu to override)",
+            f"device  : {self.device}" + (f" ({torch.cuda.get_device_name(0)})" if self.device.type == "cuda" else ""),
+            f"seed    : {self.seed}",
+            f"python  : {platform.python_version()}   torch {torch.__version__}   numpy {np.__version__}",
+            f"          matplotlib {matplotlib.__version__}   scikit-learn {sklearn.__version__}   "
+            f"scikit-image {skimage.__version__}",
+        ]
+        return "\n".join(lines)
+
+
+def setup(seed: int = DEFAULT_SEED, quiet: bool = False) -> Setup:
+    """The first code cell of every notebook: seed everything, pick the device and the run profile,
+    and print them with the library versions."""
+    seed_everything(seed)
+    device = get_device()
+    profile = get_profile(device)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    info = Setup(device=device, profile=profile, seed=seed)
+    if not quiet:
+        print(info.describe(), file=sys.stdout)
+    return info
