@@ -66,7 +66,7 @@ def fit(
             loss = loss_fn(net(x), y)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(x)
+            total += float(loss.detach()) * len(x)
             count += len(x)
         history["loss"].append(total / max(count, 1))
         bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")

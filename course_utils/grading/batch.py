@@ -38,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .assign import REPO, find_lab
+from .leaks import hidden_test_lines, redact
 
 STATUSES = ("graded", "timeout", "crashed", "invalid", "flagged")
 SUSPICIOUS = {
@@ -263,31 +264,6 @@ def score_question(q: dict) -> float:
     return sum(c["points"] for c in cases if c["passed"])
 
 
-def hidden_lines(tests: dict) -> set[str]:
-    """Lines of the hidden tests, to make sure no feedback ever repeats one."""
-    from otter.test_files import ExceptionTestFile
-
-    lines = set()
-    for name, source in tests.items():
-        tf = ExceptionTestFile.from_string(source, path=f"{name}.py")
-        hidden_funcs = {tc.body.test_func.__name__ for tc in tf.test_cases if tc.hidden}
-        current = None
-        for line in source.splitlines():
-            m = re.match(r"def (\w+)\(", line)
-            if m:
-                current = m.group(1)
-            if current in hidden_funcs and len(line.strip()) >= 12:
-                lines.add(line.strip())
-    return lines
-
-
-def redact(text: str, secret_lines: set[str]) -> str:
-    for line in secret_lines:
-        if line in text:
-            text = text.replace(line, "[hidden test text removed]")
-    return text
-
-
 def feedback_text(row: Row, lab_name: str, result: dict | None, questions: dict, secret: set[str]) -> str:
     lines = [f"# Feedback: {lab_name}, {row.submission}", "", f"Status: **{row.status}**"]
     if row.note:
@@ -354,7 +330,7 @@ def grade_folder(lab_name: str, submissions: Path, out: Path | None = None, limi
         raise SystemExit(f"{assigned}/tests is missing: run `make assign` first")
     tests = {p.stem: p.read_text() for p in sorted((assigned / "tests").glob("*.py"))}
     questions = json.loads((assigned / "questions.json").read_text())
-    secret = hidden_lines(tests)
+    secret = hidden_test_lines(tests)
     files = sorted(p for p in Path(submissions).iterdir() if p.is_file() and not p.name.startswith("."))
     out = out or REPO / "_grades" / lab.name
     (out / "feedback").mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,42 @@
+# One way to run each thing; every target installs the pinned environment first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JB_FLAGS ?= -W -n --keep-going
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: all install book test lab assign grade clean
+
+all: install
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with the pinned versions
+
+assign: install  ## student notebooks + autograder zips into _assign/ (and the student copies the book shows)
+	$(BIN)/python -m course_utils.grading.assign --book
+
+book: assign  ## build the website into _build/html
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
+
+test: install  ## the whole test suite: unit tests, nbval, grading, the book build, the browser
+	$(BIN)/python -m pytest
+
+lab: install  ## JupyterLab on the labs
+	$(BIN)/jupyter lab --notebook-dir=labs
+
+grade: install  ## make grade LAB=00_getting_started SUBMISSIONS=path/to/folder
+	@if [ -z "$(LAB)" ] || [ -z "$(SUBMISSIONS)" ]; then echo "usage: make grade LAB=00_getting_started SUBMISSIONS=path/to/folder"; exit 2; fi
+	@[ -d _assign/$(LAB)/tests ] || $(BIN)/python -m course_utils.grading.assign $(LAB)
+	$(BIN)/python -m course_utils.grading.batch $(LAB) $(SUBMISSIONS)
+
+clean:  ## remove everything generated (keeps .venv)
+	rm -rf _build _assign _grades labs/*/student .pytest_cache

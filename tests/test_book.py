@@ -1,0 +1,48 @@
+"""The website builds with zero warnings, and never shows a solution or a hidden test."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from course_utils.grading.assign import discover_labs
+from course_utils.grading.leaks import find_leaks, hidden_test_lines, solution_lines
+
+pytestmark = pytest.mark.book
+
+
+def test_book_builds_without_warnings(built_book):
+    proc = built_book["process"]
+    assert proc.returncode == 0, f"jupyter-book build failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}"
+    assert "warning" not in proc.stderr.lower(), proc.stderr[-3000:]
+
+
+def test_every_toc_page_is_built(built_book):
+    from test_notebooks import toc_files
+
+    html = built_book["html"]
+    missing = [f for f in sorted(toc_files()) if not (html / f"{f}.html").is_file()]
+    assert not missing, f"pages in _toc.yml that the build did not produce: {missing}"
+
+
+def test_lab_pages_show_the_student_notebook_for_download(built_book):
+    html = built_book["html"]
+    for lab in discover_labs():
+        page = html / "labs" / lab.name / "student" / f"{lab.name}.html"
+        download = html / "_sources" / "labs" / lab.name / "student" / f"{lab.name}.ipynb"
+        assert page.is_file() and download.is_file()
+        assert f"{lab.name}.ipynb" in page.read_text()
+
+
+def test_no_solution_or_hidden_test_anywhere_in_the_website(built_book, assigned):
+    secret = set()
+    for lab in discover_labs():
+        secret |= solution_lines(lab.master)
+        secret |= hidden_test_lines({p.stem: p.read_text() for p in (assigned / lab.name / "tests").glob("*.py")})
+    leaks = {}
+    for path in built_book["html"].rglob("*"):
+        if path.is_file() and path.suffix in {".html", ".ipynb", ".txt", ".md", ".js", ".json"}:
+            found = find_leaks(path.read_text(errors="ignore"), secret)
+            if found:
+                leaks[str(path.relative_to(REPO))] = found[:3]
+    assert not leaks, f"solutions or hidden tests on the website: {leaks}"
