@@ -14,7 +14,9 @@ pytestmark = pytest.mark.book
 def test_book_builds_without_warnings(built_book):
     proc = built_book["process"]
     assert proc.returncode == 0, f"jupyter-book build failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}"
-    assert "warning" not in proc.stderr.lower(), proc.stderr[-3000:]
+    # Sphinx reports "path: WARNING: message" (the kernel's own "WARNING |" log lines are not the book's)
+    warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "WARNING: " in line]
+    assert not warnings, "\n".join(warnings[:20])
 
 
 def test_every_toc_page_is_built(built_book):

@@ -196,6 +196,8 @@ def main() -> int:
     import torch._dynamo  # noqa: F401 - importing it rebinds torch.manual_seed: do it before the snapshot
     seed_everything(0)
     snapshot = take_snapshot()
+    # local names for everything used after student code: module globals can be replaced
+    restore, capped, dumps, on_alarm, too_slow = restore_snapshot, CappedWriter, json.dumps, _alarm, TestTimeout
     real_stdout, real_stderr = sys.stdout, sys.stderr
     result_stream = os.fdopen(result_fd, "w")
 
@@ -231,7 +233,7 @@ def main() -> int:
     env = shell.user_ns
 
     # 4. undo tampering, and say so
-    flags = restore_snapshot(snapshot)
+    flags = restore(snapshot)
     if sys.gettrace() is not None or sys.getprofile() is not None:
         flags.append("a trace or profile hook was installed")
         sys.settrace(None)
@@ -239,7 +241,7 @@ def main() -> int:
     if (list(shell.input_transformers_cleanup), list(shell.input_transformers_post)) != transformers:
         flags.append("IPython input transformers were changed")
     result["flags"] = flags
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGALRM, on_alarm)
 
     # 5. the tests, each under an alarm
     for name, source in request["tests"].items():
@@ -252,7 +254,7 @@ def main() -> int:
         for tc in test_file.test_cases:
             started = time.perf_counter()
             passed, message = True, ""
-            quiet = CappedWriter(2000)
+            quiet = capped(2000)
             sys.stdout = sys.stderr = quiet
             signal.setitimer(signal.ITIMER_REAL, test_seconds)
             try:
@@ -260,7 +262,7 @@ def main() -> int:
             except BaseException as exc:  # noqa: BLE001 - SystemExit from student code fails the test
                 passed = False
                 message = f"{type(exc).__name__}: {exc}"[:1500]
-                if isinstance(exc, TestTimeout):
+                if isinstance(exc, too_slow):
                     message = "the test ran past its time limit"
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -271,7 +273,7 @@ def main() -> int:
             })
         result["questions"][name] = {"cases": cases, "all_or_nothing": bool(getattr(test_file, "all_or_nothing", False))}
 
-    result_stream.write(nonce + " " + json.dumps(result) + "\n")
+    result_stream.write(nonce + " " + dumps(result) + "\n")
     result_stream.flush()
     return 0
 
