@@ -26,15 +26,35 @@ def labs():
 
 
 @pytest.fixture(scope="session")
-def assigned(labs) -> Path:
-    """Run ``make assign`` once per session (student notebooks, autograders, the book's copies)."""
+def assigned(labs, testrun_uid) -> Path:  # testrun_uid: pytest-xdist's id of this run
+    """Run ``make assign`` once per test run (student notebooks, autograders, the book's copies),
+    even when pytest-xdist runs the suite in several processes: a lock and a marker make the
+    first process do it and the others wait for it."""
+    import fcntl
+
     from course_utils.grading.assign import assign, copy_for_book
 
     out = REPO / "_assign"
-    for lab in labs:
-        assign(lab, out)
-        copy_for_book(lab, out)
+    out.mkdir(exist_ok=True)
+    marker = out / ".assigned-by"
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (marker.exists() and marker.read_text() == testrun_uid):
+            for lab in labs:
+                assign(lab, out)
+                copy_for_book(lab, out)
+            marker.write_text(testrun_uid)
     return out
+
+
+PYTHON = sys.executable
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests of the built website share one build: keep them in one pytest-xdist worker."""
+    for item in items:
+        if "built_book" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("website"))
 
 
 def run(cmd, **kwargs):
@@ -44,9 +64,6 @@ def run(cmd, **kwargs):
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     return subprocess.run([str(c) for c in cmd], **kwargs)
-
-
-PYTHON = sys.executable
 
 
 @pytest.fixture(scope="session")

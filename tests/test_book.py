@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 from course_utils.grading.assign import discover_labs
-from course_utils.grading.leaks import find_leaks, hidden_test_lines, solution_lines
+from course_utils.grading.leaks import find_leaks, readable_text, secret_lines
 
 pytestmark = pytest.mark.book
 
@@ -39,12 +39,11 @@ def test_lab_pages_show_the_student_notebook_for_download(built_book):
 def test_no_solution_or_hidden_test_anywhere_in_the_website(built_book, assigned):
     secret = set()
     for lab in discover_labs():
-        secret |= solution_lines(lab.master)
-        secret |= hidden_test_lines({p.stem: p.read_text() for p in (assigned / lab.name / "tests").glob("*.py")})
+        secret |= secret_lines(lab.master, {p.stem: p.read_text() for p in (assigned / lab.name / "tests").glob("*.py")})
     leaks = {}
     for path in built_book["html"].rglob("*"):
         if path.is_file() and path.suffix in {".html", ".ipynb", ".txt", ".md", ".js", ".json"}:
-            found = find_leaks(path.read_text(errors="ignore"), secret)
+            found = find_leaks(readable_text(path), secret)
             if found:
                 leaks[str(path.relative_to(REPO))] = found[:3]
     assert not leaks, f"solutions or hidden tests on the website: {leaks}"

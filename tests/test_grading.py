@@ -11,7 +11,7 @@ import pytest
 
 from course_utils.grading.assign import discover_labs
 from course_utils.grading.batch import Limits, grade_folder
-from course_utils.grading.leaks import find_leaks, hidden_test_lines, solution_lines
+from course_utils.grading.leaks import find_leaks, readable_text, hidden_test_lines, secret_lines, solution_lines, visible_lines
 
 LABS = discover_labs()
 IDS = [lab.name for lab in LABS]
@@ -44,11 +44,12 @@ def test_question_names_are_unique_across_labs(assigned):
 
 @pytest.mark.parametrize("lab", LABS, ids=IDS)
 def test_student_notebook_holds_no_solution_and_no_hidden_test(assigned, lab):
-    text = (assigned / lab.name / "student" / f"{lab.name}.ipynb").read_text()
-    solutions = solution_lines(lab.master)
+    text = readable_text(assigned / lab.name / "student" / f"{lab.name}.ipynb")
+    visible = visible_lines(lab.master)
+    solutions = solution_lines(lab.master) - visible
     assert solutions, "the leak scan found no solution lines in the master: is it marked with # BEGIN SOLUTION?"
     assert not find_leaks(text, solutions), "solution lines leaked into the student notebook"
-    hidden = hidden_test_lines(lab_test_files(assigned, lab))
+    hidden = hidden_test_lines(lab_test_files(assigned, lab)) - visible
     assert hidden, "the leak scan found no hidden-test lines"
     assert not find_leaks(text, hidden), "hidden-test lines leaked into the student notebook"
     assert "hidden=True" not in text and "BEGIN SOLUTION" not in text
@@ -68,7 +69,7 @@ def test_solution_scores_full_marks_and_untouched_student_notebook_scores_zero(a
     assert untouched.status == "graded", untouched.note
     assert untouched.total == 0
     for feedback in (tmp_path / "grades" / "feedback").glob("*.md"):
-        assert not find_leaks(feedback.read_text(), hidden_test_lines(lab_test_files(assigned, lab)))
+        assert not find_leaks(feedback.read_text(), secret_lines(lab.master, lab_test_files(assigned, lab)))
 
 
 @pytest.mark.grading

@@ -8,7 +8,7 @@ import pytest
 
 from course_utils.grading.assign import discover_labs
 from course_utils.grading.hostile import check, run_suite
-from course_utils.grading.leaks import find_leaks, hidden_test_lines
+from course_utils.grading.leaks import find_leaks, secret_lines
 
 LABS = discover_labs()
 
@@ -36,7 +36,7 @@ def test_hostile_submissions_get_their_expected_status_and_score(assigned, lab, 
     problems = check(cases, rows, questions)
     assert not problems, "\n".join(problems)
     tests = {p.stem: p.read_text() for p in (assigned / lab.name / "tests").glob("*.py")}
-    secret = hidden_test_lines(tests)
+    secret = secret_lines(lab.master, tests)
     for feedback in (tmp_path / "grades" / "feedback").glob("*.md"):
         assert not find_leaks(feedback.read_text(), secret), f"{feedback.name} shows hidden-test text"
     assert "hidden test text removed" in (tmp_path / "grades" / "feedback" / "prints_hidden_tests.md").read_text() \

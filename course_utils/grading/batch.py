@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .assign import REPO, find_lab
-from .leaks import hidden_test_lines, redact
+from .leaks import redact, secret_lines
 
 STATUSES = ("graded", "timeout", "crashed", "invalid", "flagged")
 SUSPICIOUS = {
@@ -330,7 +330,7 @@ def grade_folder(lab_name: str, submissions: Path, out: Path | None = None, limi
         raise SystemExit(f"{assigned}/tests is missing: run `make assign` first")
     tests = {p.stem: p.read_text() for p in sorted((assigned / "tests").glob("*.py"))}
     questions = json.loads((assigned / "questions.json").read_text())
-    secret = hidden_test_lines(tests)
+    secret = secret_lines(lab.master, tests)
     files = sorted(p for p in Path(submissions).iterdir() if p.is_file() and not p.name.startswith("."))
     out = out or REPO / "_grades" / lab.name
     (out / "feedback").mkdir(parents=True, exist_ok=True)

@@ -59,8 +59,36 @@ def hidden_test_lines(tests: dict[str, str]) -> set[str]:
 
 
 def find_leaks(text: str, secret: set[str]) -> list[str]:
-    """The secret lines that occur in ``text``."""
-    return sorted(line for line in secret if line in text)
+    """The secret lines that occur as whole lines of ``text`` (ignoring indentation)."""
+    lines = {line.strip() for line in text.splitlines()}
+    return sorted(secret & lines)
+
+
+def readable_text(path: Path) -> str:
+    """What a reader of this file can see, one source line per line: a notebook's cell sources,
+    outputs and embedded tests; a web page's text and code; any other text file as it is."""
+    import html
+    import json
+
+    raw = path.read_text(errors="ignore")
+    if path.suffix == ".ipynb":
+        try:
+            nb = json.loads(raw)
+        except ValueError:
+            return raw
+        parts = []
+        for cell in nb.get("cells", []):
+            src = cell.get("source", "")
+            parts.append("".join(src) if isinstance(src, list) else str(src))
+            for out in cell.get("outputs", []):
+                text = out.get("text") or out.get("data", {}).get("text/plain", "")
+                parts.append("".join(text) if isinstance(text, list) else str(text))
+        tests = nb.get("metadata", {}).get("otter", {}).get("tests", {})
+        parts.extend(str(t) for t in tests.values())
+        return "\n".join(parts)
+    if path.suffix in (".html", ".htm"):
+        return html.unescape(re.sub(r"<[^>]+>", "", raw))
+    return raw
 
 
 def redact(text: str, secret: set[str]) -> str:
@@ -68,3 +96,30 @@ def redact(text: str, secret: set[str]) -> str:
         if line in text:
             text = text.replace(line, "[hidden test text removed]")
     return text
+
+
+def visible_lines(master: Path) -> set[str]:
+    """Lines students legitimately see: the master's markdown and code outside solutions and tests."""
+    nb = nbformat.read(master, as_version=4)
+    seen, in_tests = set(), False
+    for cell in nb.cells:
+        if cell.cell_type == "raw":
+            marker = cell.source.strip().splitlines()[0].strip() if cell.source.strip() else ""
+            in_tests = {"# BEGIN TESTS": True, "# END TESTS": False}.get(marker, in_tests)
+            continue
+        if in_tests:
+            continue
+        inside = False
+        for line in cell.source.splitlines():
+            marker = line.strip()
+            if marker in ("# BEGIN SOLUTION", "# END SOLUTION"):
+                inside = marker == "# BEGIN SOLUTION"
+            elif not inside and not re.search(r"#\s*SOLUTION\s*$", line):
+                seen.add(line.strip())
+    return seen
+
+
+def secret_lines(master: Path, tests: dict[str, str]) -> set[str]:
+    """What must never reach a student of this lab: solution lines and hidden-test lines, less the
+    generic lines (``start = time.perf_counter()``) that the lab also shows students openly."""
+    return (solution_lines(master) | hidden_test_lines(tests)) - visible_lines(master)
