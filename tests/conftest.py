@@ -69,7 +69,8 @@ def run(cmd, **kwargs):
 @pytest.fixture(scope="session")
 def built_book(assigned):
     """Build the website once per session, as `make book` does, with warnings as errors."""
-    env = dict(os.environ, COURSE_PROFILE="ci", MPLBACKEND="Agg", TQDM_DISABLE="1")
+    env = dict(os.environ, COURSE_PROFILE="ci", TQDM_DISABLE="1")
+    env.pop("MPLBACKEND", None)  # with Agg forced, the kernels would draw no figure into the pages
     jb = Path(PYTHON).with_name("jupyter-book")
     proc = run([jb, "build", ".", "-W", "-n", "--keep-going"], env=env)
     return {"process": proc, "html": REPO / "_build" / "html"}

@@ -27,6 +27,16 @@ def test_every_toc_page_is_built(built_book):
     assert not missing, f"pages in _toc.yml that the build did not produce: {missing}"
 
 
+def test_chapter_pages_carry_their_figures(built_book):
+    from course_utils.notebooks import all_notebooks
+
+    html = built_book["html"]
+    for page in (p for p in all_notebooks() if p.suffix == ".md"):
+        text = (html / "chapters" / f"{page.stem}.html").read_text()
+        if "plt." in page.read_text() or "show_scenes" in page.read_text():
+            assert "<img" in text, f"{page.name} draws figures but its page shows none"
+
+
 def test_lab_pages_show_the_student_notebook_for_download(built_book):
     html = built_book["html"]
     for lab in discover_labs():

@@ -140,6 +140,40 @@ def _clutter(canvas: np.ndarray, rng: np.random.Generator, amount: int) -> None:
             canvas += rng.uniform(0.2, 0.5) * np.exp(-((yy - r0) ** 2 + (xx - c0) ** 2) / (2 * s * s))
 
 
+def _check_count(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n (the number of scenes) must be an integer, got {type(n).__name__} {n!r}")
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    return int(n)
+
+
+def _check_size(size) -> tuple[int, int]:
+    """``size`` is an int (square scenes) or a pair ``(H, W)`` of positive ints."""
+    pair = (size, size) if isinstance(size, (int, np.integer)) and not isinstance(size, bool) else size
+    try:
+        H, W = pair
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be an int or a pair (H, W) of ints, got {size!r}") from None
+    for side in (H, W):
+        if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
+            raise ValueError(f"size must be an int or a pair (H, W) of positive ints, got {size!r}")
+    return int(H), int(W)
+
+
+def _check_range(pair, name: str, integer: bool, lowest: float) -> tuple:
+    try:
+        lo, hi = pair
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (min, max) pair, got {pair!r}") from None
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if any(isinstance(v, bool) or not isinstance(v, kinds) for v in (lo, hi)):
+        raise ValueError(f"{name} must be a (min, max) pair of {'ints' if integer else 'numbers'}, got {pair!r}")
+    if not (lowest <= lo <= hi):
+        raise ValueError(f"{name} must be a (min, max) pair with {lowest} <= min <= max, got {pair!r}")
+    return lo, hi
+
+
 def compose_scenes(
     glyphs: np.ndarray,
     classes: np.ndarray,
@@ -163,9 +197,23 @@ def compose_scenes(
     classes = np.asarray(classes)
     if glyphs.ndim != 3:
         raise ValueError(f"glyphs must have shape (m, h, w), got {glyphs.shape}")
+    if glyphs.shape[0] == 0:
+        raise ValueError("glyphs is empty: scenes need at least one glyph to draw from")
     if classes.shape != (glyphs.shape[0],):
         raise ValueError(f"classes must have shape ({glyphs.shape[0]},), got {classes.shape}")
-    H, W = (size, size) if isinstance(size, int) else size
+    if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 or classes.max() > 9:
+        raise ValueError(f"classes must be digit classes, integers in 0..9; got dtype {classes.dtype} "
+                         f"with values in [{classes.min()}, {classes.max()}]")
+    n = _check_count(n)
+    H, W = _check_size(size)
+    objects = _check_range(objects, "objects", integer=True, lowest=0)
+    scale = _check_range(scale, "scale", integer=False, lowest=0)
+    if scale[0] <= 0:
+        raise ValueError(f"scale must be a (min, max) pair of positive factors, got {scale}")
+    if not (np.isfinite(clutter) and clutter >= 0):
+        raise ValueError(f"clutter is the mean number of distractor strokes and must be >= 0, got {clutter}")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise}")
     rng = np.random.default_rng(seed)
     images = np.zeros((n, H, W), np.float32)
     labels = np.zeros((n, H, W), np.int64)
@@ -237,8 +285,9 @@ def digit_scenes(n: int, size: int | tuple[int, int] = 64, split: str = "train",
     Keyword arguments go to :func:`compose_scenes` (``objects``, ``scale``, ``clutter``,
     ``noise``, ``binary``, ``progress``).
     """
-    if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
+    n = _check_count(n)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     glyphs, classes = handwritten_glyphs(split)
     # train and test use different streams even with the same seed
     stream = seed * 2 + (1 if split == "test" else 0)
