@@ -108,8 +108,12 @@ def _copy_package(dest: Path) -> None:
 
 
 def _tag(nb_path: Path, lab: Lab, role: str) -> None:
+    """Name the lab in the notebook's metadata (the grader checks it) and put the title first:
+    otter puts its initialisation cell above everything."""
     nb = nbformat.read(nb_path, as_version=4)
     nb.metadata[METADATA_KEY] = {"lab": lab.name, "role": role}
+    if len(nb.cells) > 1 and "otter.Notebook(" in nb.cells[0].source and nb.cells[1].cell_type == "markdown":
+        nb.cells[0], nb.cells[1] = nb.cells[1], nb.cells[0]
     nbformat.write(nb, nb_path)
 
 

@@ -1,0 +1,117 @@
+"""The website's own build step: a Sphinx extension that ships MathJax with the site, so the
+mathematics renders without the internet.
+
+Jupyter Book's default loads MathJax 3 from a CDN, which fails on a machine that is offline (a
+student's laptop on a train, the CI machines that run the browser tests). This extension copies the
+few MathJax files a page needs from an installed package (``django-static-mathjax``, which ships
+MathJax 3.2.2 and is pinned in ``constraints.txt``) into ``_build/html/_static/mathjax/`` at the end
+of every HTML build; ``mathjax_path`` in ``_config.yml`` points the pages at that copy. Nothing of
+MathJax is committed to the repository.
+
+Listed in ``_config.yml`` under ``sphinx: extra_extensions``, so every ``jupyter-book build`` (``make
+book``, the test suite, a manual build) runs it: there is no separate step to forget.
+
+It also works around a Sphinx 7.4 bug that puts a JavaScript error on every page: an inline script
+that an extension registers once the build has started (sphinx-thebe's ``const THEBE_JS_URL = ...``)
+is written into the page twice, and a ``const`` declared twice is a ``SyntaxError``.
+
+Why not a ``_static/`` folder at the book's root: Jupyter Book adds every ``.js`` file found under the
+static folders to *every* page, which would load all of MathJax's extensions on each page.
+"""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+#: where the copy lands under the HTML output's ``_static`` folder, and what ``mathjax_path`` names
+MATHJAX_DIR = "mathjax"
+MATHJAX_ENTRY = "tex-mml-chtml.js"
+MATHJAX_PATH = f"{MATHJAX_DIR}/{MATHJAX_ENTRY}"
+
+#: the files a page loads, relative to MathJax's ``es5`` folder: the combined TeX/MathML-to-HTML
+#: component, the web fonts it draws with, and the TeX extensions it autoloads for macros such as
+#: ``\boldsymbol`` or ``\cancel`` (2 MB in all, against 10 MB for the whole package; a page loads the
+#: component, 1.2 MB, and only the fonts and extensions it uses)
+MATHJAX_FILES = (MATHJAX_ENTRY, "output/chtml/fonts/woff-v2/*.woff", "input/tex/extensions/*.js")
+
+
+def mathjax_source() -> Path:
+    """MathJax's ``es5`` folder inside the installed ``django-static-mathjax`` package."""
+    try:
+        root = Path(str(resources.files("mathjax"))) / "static" / "mathjax"
+    except ModuleNotFoundError:
+        root = None
+    if root is None or not (root / "es5" / MATHJAX_ENTRY).is_file():
+        raise RuntimeError(
+            "MathJax is not installed: the website ships its own copy so that mathematics renders offline. "
+            "Install the book's dependencies (`make`, or `pip install -c constraints.txt -e '.[book]'`), "
+            "which include django-static-mathjax."
+        )
+    return root / "es5"
+
+
+def copy_mathjax(static_dir: Path) -> list[Path]:
+    """Copy the MathJax files a page loads into ``static_dir/mathjax`` (with MathJax's licence) and
+    return the copied paths. Files already there and unchanged are left alone."""
+    source = mathjax_source()
+    dest = Path(static_dir) / MATHJAX_DIR
+    copied = []
+    for pattern in MATHJAX_FILES:
+        matches = sorted(source.glob(pattern))
+        if not matches:
+            raise RuntimeError(f"MathJax's {pattern} is missing from {source}: reinstall django-static-mathjax")
+        for src in matches:
+            copied.append(_copy_if_changed(src, dest / src.relative_to(source)))
+    copied.append(_copy_if_changed(source.parent / "LICENSE", dest / "LICENSE"))
+    return copied
+
+
+def _copy_if_changed(src: Path, dst: Path) -> Path:
+    if not (dst.is_file() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes()):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    return dst
+
+
+def _check_config(app, config) -> None:
+    from sphinx.util import logging
+
+    mathjax_path = getattr(config, "mathjax_path", None)
+    if mathjax_path != MATHJAX_PATH:
+        logging.getLogger(__name__).warning(
+            f"mathjax_path is {mathjax_path!r}: set it to {MATHJAX_PATH!r} in _config.yml "
+            "(sphinx: config:) so pages load the MathJax copy the site ships and render math offline"
+        )
+    mathjax_source()  # fail at the start of the build, not the end, if MathJax is not installed
+
+
+def _ship_mathjax(app, exception) -> None:
+    if app.builder.format == "html" and Path(app.outdir).is_dir():
+        copy_mathjax(Path(app.outdir) / "_static")
+
+
+def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    # Sphinx 7.4 registers such a script with the builder as file name None, then adds it again from
+    # the registry as '' before writing (StandaloneHTMLBuilder.prepare_writing); they compare unequal.
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen, unique = set(), []
+    for js in scripts:
+        key = (getattr(js, "filename", js) or "", getattr(js, "priority", None),
+               repr(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    scripts[:] = unique  # in place: the builder restores its own list after each page
+
+
+def setup(app):
+    """Sphinx entry point: check ``mathjax_path`` when the configuration is read, write each page's
+    scripts once, and copy MathJax into the output when an HTML build finishes."""
+    app.connect("config-inited", _check_config)
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
+    app.connect("build-finished", _ship_mathjax)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
