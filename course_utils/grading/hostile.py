@@ -101,7 +101,9 @@ def build_cases(lab_name: str, assigned_root: Path | None = None) -> tuple[list[
     expected = float(partial.get("points", questions[q]["public"]))
     if not questions[q]["public"] - 1e-6 <= expected < questions[q]["points"]:
         raise ValueError(f"grading.yml: a partial answer to {q} scores between its public points and full marks")
-    add(Case("partial_public_only", f"{q}: an answer that passes the public tests only", "graded", {q: expected}),
+    # questions whose answers call the partial one may lose points too: grading.yml says how many
+    affected = {name: float(p) for name, p in (partial.get("affects") or {}).items()}
+    add(Case("partial_public_only", f"{q}: an answer that passes the public tests only", "graded", {q: expected, **affected}),
         _with_cell(solution, partial["code"]))
 
     add(Case("infinite_loop", "an endless loop in the first cell", "timeout", others=None),
@@ -169,12 +171,13 @@ def build_cases(lab_name: str, assigned_root: Path | None = None) -> tuple[list[
               "    def __getattr__(self, name):\n        return self\n    def __call__(self, *a, **k):\n        return self\n"
               "    __float__ = lambda self: 0.0\n    __bool__ = lambda self: True\n")
     binding = "\n".join(f"{a} = (lambda *a, **k: AlwaysEqual()) if callable(globals().get({a!r})) else AlwaysEqual()" for a in target_args)
-    add(Case("eq_always_true", f"{target}: an object whose __eq__ is always True", "graded", {target: 0}),
+    # questions whose answers call the broken one may lose points too, so only the target is checked
+    add(Case("eq_always_true", f"{target}: an object whose __eq__ is always True", "graded", {target: 0}, others=None),
         _with_cell(solution, always + binding))
     wrong = "\n".join(
         f"{a} = (lambda *a, **k: torch.zeros(3, 1, dtype=torch.int8)) if callable(globals().get({a!r})) "
         f"else torch.zeros(3, 1, dtype=torch.int8)" for a in target_args)
-    add(Case("wrong_dtype_shape", f"{target}: answers of the wrong dtype and shape", "graded", {target: 0}),
+    add(Case("wrong_dtype_shape", f"{target}: answers of the wrong dtype and shape", "graded", {target: 0}, others=None),
         _with_cell(solution, "import torch\n" + wrong))
     add(Case("prints_hidden_tests", "hunts for the hidden tests in memory and raises them as messages", "flagged",
              others=None),

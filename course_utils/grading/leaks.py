@@ -43,8 +43,18 @@ def solution_lines(master: Path) -> set[str]:
     return {line for line in found if line and line not in public}
 
 
+def public_test_lines(tests: dict[str, str]) -> set[str]:
+    """Lines of the public test functions (students see them)."""
+    return _test_lines(tests)[1]
+
+
 def hidden_test_lines(tests: dict[str, str]) -> set[str]:
     """Lines of the hidden test functions that do not also occur in a public test."""
+    hidden, public = _test_lines(tests)
+    return hidden - public
+
+
+def _test_lines(tests: dict[str, str]) -> tuple[set[str], set[str]]:
     hidden, public = set(), set()
     for source in tests.values():
         blocks = re.split(r"\n(?=@test_case\()", source)
@@ -55,7 +65,7 @@ def hidden_test_lines(tests: dict[str, str]) -> set[str]:
                 s = _significant(line)
                 if s:
                     target.add(s)
-    return hidden - public
+    return hidden, public
 
 
 def find_leaks(text: str, secret: set[str]) -> list[str]:
