@@ -50,6 +50,7 @@ def assigned(labs, testrun_uid) -> Path:  # testrun_uid: pytest-xdist's id of th
 PYTHON = sys.executable
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
 def pytest_collection_modifyitems(config, items):
     """Tests of the built website share one build: keep them in one pytest-xdist worker."""
     for item in items:
@@ -67,10 +68,29 @@ def run(cmd, **kwargs):
 
 
 @pytest.fixture(scope="session")
-def built_book(assigned):
-    """Build the website once per session, as `make book` does, with warnings as errors."""
-    env = dict(os.environ, COURSE_PROFILE="ci", TQDM_DISABLE="1")
-    env.pop("MPLBACKEND", None)  # with Agg forced, the kernels would draw no figure into the pages
-    jb = Path(PYTHON).with_name("jupyter-book")
-    proc = run([jb, "build", ".", "-W", "-n", "--keep-going"], env=env)
-    return {"process": proc, "html": REPO / "_build" / "html"}
+def built_book(assigned, testrun_uid):
+    """Build the website once per test run, as `make book` does, with warnings as errors.
+
+    The website tests are grouped into one pytest-xdist worker, but should two workers ever need
+    the build, a lock makes the first one build and the other reuse its result: two concurrent
+    ``jupyter-book build`` runs would race on the execution cache's database."""
+    import fcntl
+    import json
+    import subprocess
+
+    out = REPO / "_build"
+    out.mkdir(exist_ok=True)
+    record = out / ".built-by.json"
+    with open(out / ".book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = json.loads(record.read_text()) if record.exists() else {}
+        if saved.get("testrun_uid") != testrun_uid:
+            env = dict(os.environ, COURSE_PROFILE="ci", TQDM_DISABLE="1")
+            env.pop("MPLBACKEND", None)  # with Agg forced, the kernels would draw no figure
+            jb = Path(PYTHON).with_name("jupyter-book")
+            proc = run([jb, "build", ".", "-W", "-n", "--keep-going"], env=env)
+            saved = {"testrun_uid": testrun_uid, "args": proc.args, "returncode": proc.returncode,
+                     "stdout": proc.stdout, "stderr": proc.stderr}
+            record.write_text(json.dumps(saved))
+    proc = subprocess.CompletedProcess(saved["args"], saved["returncode"], saved["stdout"], saved["stderr"])
+    return {"process": proc, "html": out / "html"}

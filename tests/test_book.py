@@ -19,6 +19,15 @@ def test_book_builds_without_warnings(built_book):
     assert not warnings, "\n".join(warnings[:20])
 
 
+def test_website_tests_run_in_one_worker(built_book, request):
+    """``make test`` runs pytest-xdist with --dist loadgroup: every test of the built site must carry
+    the "website" group, so one worker builds the book and the others go on with other tests."""
+    if not getattr(request.config.option, "loadgroup", False):  # set in workers of --dist loadgroup
+        pytest.skip("not running under pytest-xdist with --dist loadgroup")
+    assert request.node.nodeid.endswith("@website"), (
+        f"{request.node.nodeid} was not put in the xdist group 'website' (see tests/conftest.py)")
+
+
 def test_every_toc_page_is_built(built_book):
     from test_notebooks import toc_files
 
