@@ -86,3 +86,24 @@ def test_no_chapter_page_gives_away_a_lab_solution():
         for page in (REPO / "chapters").glob("*.md"):
             shared = solution & {line.strip() for line in page.read_text().splitlines()}
             assert len(shared) < 3, f"{page.name} repeats {len(shared)} solution lines of {lab.name}: {sorted(shared)[:5]}"
+
+
+def test_hidden_and_generated_folders_are_not_pages(tmp_path):
+    """A test run leaves `.pytest_cache/README.md` behind; the book must not try to build it (with
+    `-W` the "not in any toctree" warning would fail the next `make book`). Sphinx's own file
+    discovery runs on a tree with such strays and the book's real pages."""
+    import yaml
+    from sphinx.util.matching import get_matching_files
+
+    strays = [".pytest_cache/README.md", ".venv/lib/pkg/README.md", "_build/html/x.md",
+              "labs/00_getting_started/.ipynb_checkpoints/00_getting_started-checkpoint.ipynb",
+              "_assign/00_getting_started/student/00_getting_started.ipynb", "_grades/x/feedback/a.md"]
+    pages = ["intro.md", "chapters/01_backprop_message_passing.md",
+             "labs/00_getting_started/student/00_getting_started.ipynb"]
+    for path in strays + pages:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("# a page\n")
+    excluded = yaml.safe_load((REPO / "_config.yml").read_text())["exclude_patterns"]
+    found = set(get_matching_files(tmp_path, include_patterns=["**"], exclude_patterns=excluded))
+    assert not found & set(strays), f"these would be read as pages of the book: {sorted(found & set(strays))}"
+    assert set(pages) <= found, f"_config.yml excludes pages of the book: {sorted(set(pages) - found)}"
