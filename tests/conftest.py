@@ -25,25 +25,36 @@ def labs():
     return discover_labs()
 
 
+def once_per_run(folder: Path, testrun_uid: str, work):
+    """Return ``work()``'s JSON-able result, computed once per test run even when pytest-xdist runs
+    the suite in several processes: a lock and a record make the first process do the work and the
+    others read its result."""
+    import fcntl
+    import json
+
+    folder.mkdir(exist_ok=True)
+    record = folder / ".done-by.json"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = json.loads(record.read_text()) if record.exists() else {}
+        if saved.get("testrun_uid") != testrun_uid:
+            saved = {"testrun_uid": testrun_uid, "result": work()}
+            record.write_text(json.dumps(saved))
+    return saved["result"]
+
+
 @pytest.fixture(scope="session")
 def assigned(labs, testrun_uid) -> Path:  # testrun_uid: pytest-xdist's id of this run
-    """Run ``make assign`` once per test run (student notebooks, autograders, the book's copies),
-    even when pytest-xdist runs the suite in several processes: a lock and a marker make the
-    first process do it and the others wait for it."""
-    import fcntl
-
+    """Run ``make assign`` once per test run (student notebooks, autograders, the book's copies)."""
     from course_utils.grading.assign import assign, copy_for_book
 
+    def assign_all():
+        for lab in labs:
+            assign(lab, out)
+            copy_for_book(lab, out)
+
     out = REPO / "_assign"
-    out.mkdir(exist_ok=True)
-    marker = out / ".assigned-by"
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (marker.exists() and marker.read_text() == testrun_uid):
-            for lab in labs:
-                assign(lab, out)
-                copy_for_book(lab, out)
-            marker.write_text(testrun_uid)
+    once_per_run(out, testrun_uid, assign_all)
     return out
 
 
@@ -71,26 +82,16 @@ def run(cmd, **kwargs):
 def built_book(assigned, testrun_uid):
     """Build the website once per test run, as `make book` does, with warnings as errors.
 
-    The website tests are grouped into one pytest-xdist worker, but should two workers ever need
-    the build, a lock makes the first one build and the other reuse its result: two concurrent
-    ``jupyter-book build`` runs would race on the execution cache's database."""
-    import fcntl
-    import json
+    The website tests are grouped into one pytest-xdist worker; should two workers ever need the
+    build, :func:`once_per_run` keeps them from running ``jupyter-book build`` at once (they would
+    race on the execution cache's database)."""
     import subprocess
 
-    out = REPO / "_build"
-    out.mkdir(exist_ok=True)
-    record = out / ".built-by.json"
-    with open(out / ".book.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        saved = json.loads(record.read_text()) if record.exists() else {}
-        if saved.get("testrun_uid") != testrun_uid:
-            env = dict(os.environ, COURSE_PROFILE="ci", TQDM_DISABLE="1")
-            env.pop("MPLBACKEND", None)  # with Agg forced, the kernels would draw no figure
-            jb = Path(PYTHON).with_name("jupyter-book")
-            proc = run([jb, "build", ".", "-W", "-n", "--keep-going"], env=env)
-            saved = {"testrun_uid": testrun_uid, "args": proc.args, "returncode": proc.returncode,
-                     "stdout": proc.stdout, "stderr": proc.stderr}
-            record.write_text(json.dumps(saved))
-    proc = subprocess.CompletedProcess(saved["args"], saved["returncode"], saved["stdout"], saved["stderr"])
-    return {"process": proc, "html": out / "html"}
+    def build():
+        env = dict(os.environ, COURSE_PROFILE="ci", TQDM_DISABLE="1")
+        env.pop("MPLBACKEND", None)  # with Agg forced, the kernels would draw no figure
+        proc = run([Path(PYTHON).with_name("jupyter-book"), "build", ".", "-W", "-n", "--keep-going"], env=env)
+        return [proc.args, proc.returncode, proc.stdout, proc.stderr]
+
+    proc = subprocess.CompletedProcess(*once_per_run(REPO / "_build", testrun_uid, build))
+    return {"process": proc, "html": REPO / "_build" / "html"}
