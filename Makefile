@@ -11,17 +11,17 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 all: install
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml tools/pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]" -e ./tools
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the pinned versions
 
 assign: install  ## student notebooks + autograder zips into _assign/ (and the student copies the book shows)
-	$(BIN)/python -m course_utils.grading.assign --book
+	$(BIN)/python -m course_tools.grading.assign --book
 
 book: assign  ## build the website into _build/html
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
@@ -33,10 +33,10 @@ test: install  ## the whole test suite: unit tests, nbval, grading, the book bui
 lab: install  ## JupyterLab on the labs
 	$(BIN)/jupyter lab --notebook-dir=labs
 
-grade: install  ## make grade LAB=00_getting_started SUBMISSIONS=path/to/folder
-	@if [ -z "$(LAB)" ] || [ -z "$(SUBMISSIONS)" ]; then echo "usage: make grade LAB=00_getting_started SUBMISSIONS=path/to/folder"; exit 2; fi
-	@[ -d _assign/$(LAB)/tests ] || $(BIN)/python -m course_utils.grading.assign $(LAB)
-	$(BIN)/python -m course_utils.grading.batch $(LAB) $(SUBMISSIONS)
+grade: install  ## make grade LAB=00_getting_started SUBMISSIONS=path/to/folder [GRADE_ARGS="--jobs 2 --timeout 600"]
+	@if [ -z "$(LAB)" ] || [ -z "$(SUBMISSIONS)" ]; then echo "usage: make grade LAB=00_getting_started SUBMISSIONS=path/to/folder [GRADE_ARGS=...]"; exit 2; fi
+	@[ -f _assign/$(LAB)/questions.json ] || $(BIN)/python -m course_tools.grading.assign $(LAB)
+	$(BIN)/python -m course_tools.grading.batch $(LAB) $(SUBMISSIONS) $(GRADE_ARGS)
 
 clean:  ## remove everything generated (keeps .venv)
 	rm -rf _build _assign _grades labs/*/student .pytest_cache

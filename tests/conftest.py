@@ -20,7 +20,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def labs():
-    from course_utils.grading.assign import discover_labs
+    from course_tools.grading.assign import discover_labs
 
     return discover_labs()
 
@@ -46,7 +46,7 @@ def once_per_run(folder: Path, testrun_uid: str, work):
 @pytest.fixture(scope="session")
 def assigned(labs, testrun_uid) -> Path:  # testrun_uid: pytest-xdist's id of this run
     """Run ``make assign`` once per test run (student notebooks, autograders, the book's copies)."""
-    from course_utils.grading.assign import assign, copy_for_book
+    from course_tools.grading.assign import assign, copy_for_book
 
     def assign_all():
         for lab in labs:

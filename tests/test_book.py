@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPO
-from course_utils.grading.assign import discover_labs
-from course_utils.grading.leaks import find_leaks, readable_text
+from course_tools.grading.assign import discover_labs
+from course_tools.grading.leaks import find_leaks, readable_text
 
 pytestmark = pytest.mark.book
 
@@ -56,7 +56,7 @@ def test_lab_pages_show_the_student_notebook_for_download(built_book):
 
 
 def test_no_solution_or_hidden_test_anywhere_in_the_website(built_book, assigned):
-    from course_utils.grading.leaks import hidden_test_lines, public_test_lines, solution_lines, visible_lines
+    from course_tools.grading.leaks import hidden_test_lines, public_test_lines, solution_lines, visible_lines
 
     labs = discover_labs()
     tests = {lab.name: {p.stem: p.read_text() for p in (assigned / lab.name / "tests").glob("*.py")} for lab in labs}
@@ -79,7 +79,7 @@ def test_no_solution_or_hidden_test_anywhere_in_the_website(built_book, assigned
 
 
 def test_no_chapter_page_gives_away_a_lab_solution():
-    from course_utils.grading.leaks import solution_lines, visible_lines
+    from course_tools.grading.leaks import solution_lines, visible_lines
 
     for lab in discover_labs():
         solution = solution_lines(lab.master) - visible_lines(lab.master)

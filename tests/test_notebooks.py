@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import PYTHON, REPO, run
-from course_utils.grading.assign import discover_labs
+from course_tools.grading.assign import discover_labs
 from course_utils.notebooks import all_notebooks, chapter_to_ipynb, is_myst_notebook
 
 NOTEBOOKS = all_notebooks()

@@ -1,0 +1,13 @@
+"""The autograder: a trusted judge and an untrusted notebook, in separate processes.
+
+``wire``       what crosses between them, and how (the trust boundary)
+``link``       requests, replies, proxies and remote gradients over that boundary
+``sandbox``    the student process's isolation (namespaces, an unprivileged user, limits)
+``forkserver`` a warm process that starts sandboxed student processes quickly
+``student``    the student process: runs the notebook, then answers the judge
+``judge``      runs every test against proxies, decides every score
+``batch``      ``make grade``: a folder of submissions into a gradebook and feedback
+``assign``     ``make assign``: master notebooks into student notebooks and autograders
+``gradescope`` the autograder zip's entry point
+``hostile``    broken and dishonest submissions, with the grade each must get
+"""

@@ -1,0 +1,107 @@
+"""The Gradescope autograder's entry point: ``run_autograder`` runs ``python -m course_tools.grading.gradescope /autograder``.
+
+The zip that ``make assign`` builds carries the lab's tests (hidden ones included), its
+``questions.json``, the student notebook as handed out with the lab's data files, and the two
+packages; ``setup.sh`` installs them with Python 3.11 in ``/opt``. For each submission Gradescope
+runs this module as root in a fresh container. It
+
+1. makes ``/autograder/source`` (the tests) and ``/autograder/results`` unreadable to anyone but
+   root, since the notebook will run as an unprivileged user;
+2. finds the submitted notebook in ``/autograder/submission`` (at any depth, preferring the one
+   whose otter metadata names this lab);
+3. grades it exactly as ``make grade`` does: the notebook in a sandboxed student process (the
+   strongest isolation the container allows; Gradescope's containers usually refuse namespaces, so
+   an unprivileged user with resource limits), the tests in this trusted process, the ``ci``
+   profile;
+4. writes ``/autograder/results/results.json``: one entry per question with its score and the
+   public feedback, and the status and note as the overall output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+from .batch import Row, _row, Submission, feedback_text, find_submissions, validate
+from .judge import Judge, LabTests, Limits
+from .leaks import hidden_test_lines, redact
+
+
+def protect(path: Path) -> None:
+    """Only root may read or enter ``path`` (the notebook runs as another user)."""
+    if path.exists() and os.geteuid() == 0:
+        os.chmod(path, stat.S_IRWXU)
+
+
+def choose(submission_dir: Path, lab: LabTests) -> tuple[Submission | None, str]:
+    try:
+        found = [s for s in find_submissions(submission_dir) if s.path is not None and s.path.suffix == ".ipynb"]
+    except SystemExit as exc:
+        return None, str(exc)
+    for sub in found:
+        try:
+            meta = json.loads(sub.path.read_text()).get("metadata", {})
+        except (ValueError, UnicodeDecodeError, OSError):
+            continue
+        if isinstance(meta, dict) and meta.get("otter", {}).get("assignment_name") == lab.name:
+            return sub, ""
+    return (found[0], "") if found else (None, "no notebook (.ipynb) was submitted")
+
+
+def results_json(row: Row, lab: LabTests, outcome, secret: set[str]) -> dict:
+    tests = []
+    for q in lab.questions:
+        info = (outcome.questions.get(q.name) if outcome else None) or {"cases": [], "violations": []}
+        lines = []
+        if info.get("violations"):
+            lines.append(f"0 points: the by-hand rule was broken ({(q.rule or {}).get('rule', '')}).")
+            lines += [f"- {v}" for v in info["violations"][:5]]
+        for c in info["cases"]:
+            if not c["hidden"]:
+                lines.append(f"public test {c['name']}: " + ("passed" if c["passed"] else f"failed\n{c['message'][:800]}"))
+        hidden = sum(c["hidden"] for c in info["cases"])
+        if hidden:
+            lines.append(f"{hidden} hidden tests ran (their results are not shown)")
+        tests.append({"name": q.name, "score": row.scores.get(q.name, 0.0), "max_score": q.points,
+                      "output": redact("\n".join(lines), secret), "visibility": "visible"})
+    return {"score": row.total, "execution_time": round(row.seconds, 2), "tests": tests,
+            "output": redact(f"Status: {row.status}" + (f"\n{row.note}" if row.note else ""), secret),
+            "stdout_visibility": "hidden"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = Path((argv or sys.argv[1:] or ["/autograder"])[0])
+    source, results = root / "source", root / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    lab = LabTests.load(source)
+    secret = hidden_test_lines(lab.tests)
+    protect(source)
+    protect(results)
+    started = time.perf_counter()
+    sub, why = choose(root / "submission", lab)
+    outcome, nb = None, None
+    if sub is None:
+        row = _row(Submission("(none)", None), lab, None, "invalid", why, 0.0)
+    else:
+        nb, why = validate(sub.path, lab)
+        if nb is None:
+            row = _row(sub, lab, None, "invalid", why, 0.0)
+        else:
+            judge = Judge(0)
+            try:
+                outcome = judge.grade(nb, lab, Limits())
+            finally:
+                judge.close()
+            note = "; ".join(dict.fromkeys(([outcome.note] if outcome.note else []) + list(outcome.flags)))
+            row = _row(sub, lab, outcome, outcome.status, note, time.perf_counter() - started)
+    row.feedback = feedback_text(row, lab, nb, outcome, secret)
+    (results / "results.json").write_text(json.dumps(results_json(row, lab, outcome, secret), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,564 @@
+"""The judge: runs every test of a lab, hidden ones too, against proxies for the notebook's code.
+
+The judge is trusted. It holds the tests and computes every reference answer itself; the notebook
+runs in a separate, sandboxed student process (:mod:`.student`), and the two talk only through
+:class:`course_tools.grading.link.Link`. A test reads exactly as it does in the notebook
+(``pixel_cross_entropy(scores, labels)``): the name resolves to a proxy, the call runs in the student
+process, the result comes back as plain data (gradients included) and the test's assertions run
+here. Whatever the student process does, it can only give wrong answers, run out of time or die for
+the calls it serves: a call past its time limit, or a process that dies, fails that test; the process
+is started again (at most ``max_restarts`` times) and the other questions are still graded.
+
+By-hand rules (:mod:`course_utils.rules`) are decided here too: from the submitted cells' source,
+and from the banned calls the student process reports while it serves a question's tests. Either
+scores the question 0 and flags the submission. Scores come from otter's own test-file scoring.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .link import Link, LinkBroken, NotebookError
+from .sandbox import FIRST_UID
+from .sandbox import Limits as ProcessLimits
+from .student import cell_source, code_cells, is_grader_cell
+
+# patterns that only tampering needs: they decide nothing, they ask a person to look
+REVIEW = {
+    r"input_transformers": "edits IPython's input transformers",
+    r"\botter\.(?!Notebook)\w": "reaches into the otter grader",
+    r"course_tools": "touches the course's grader",
+    r"__code__|__globals__|f_globals|f_back|_getframe": "rewrites code objects or walks stack frames",
+    r"sys\.(settrace|setprofile)|threading\.settrace": "installs a trace hook",
+    r"\bgc\.(get_objects|get_referrers|get_referents)": "searches the interpreter's memory",
+    r"\b(torch|np|numpy)\.testing\.\w+\s*=(?!=)": "replaces a test helper",
+    r"(setattr\(\s*|\b)builtins\b": "replaces builtins",
+    r"/proc\b|/dev/fd": "reads process internals",
+    r"\bctypes\b": "calls C functions directly (ctypes)",
+    r"\bos\.(kill|killpg|write|read|dup2?|fdopen|open)\b|\bsignal\.(pthread_kill|signal)\b|ptrace": "sends signals or uses raw file descriptors",
+    r"\bsocket\b": "opens sockets",
+    r"\bsys\.modules\b|\bimportlib\b|__import__": "imports modules by computed names",
+}
+
+
+class TestTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise TestTimeout("the test ran past its time limit")
+
+
+@dataclass
+class Limits:
+    timeout: float = 300.0        # seconds for the whole submission: notebook and tests
+    test_seconds: float = 30.0    # per test case (remote calls and the test's own work)
+    memory_mb: int = 4096         # address-space cap of the student process
+    file_mb: int = 64             # largest file the student process may write
+    max_restarts: int = 2         # new student processes after one died or hung during the tests
+    audit: bool = False           # keep every message sent to the student process (tests)
+
+    def process(self) -> ProcessLimits:
+        return ProcessLimits(memory_mb=self.memory_mb, file_mb=self.file_mb)
+
+
+# --- the lab ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Question:
+    name: str
+    points: float
+    public: float
+    hidden: float
+    names: list
+    rule: dict | None = None
+
+
+@dataclass
+class LabTests:
+    """Everything the judge needs about one lab (``make assign`` writes it to ``_assign/NN_slug``)."""
+
+    name: str
+    title: str
+    questions: list[Question]
+    tests: dict[str, str]          # question -> test file source, hidden tests included
+    handout: dict                  # the student notebook as handed out
+    data_dir: Path                 # the lab's files that go next to the notebook
+
+    @classmethod
+    def load(cls, assigned: Path) -> "LabTests":
+        meta = json.loads((assigned / "questions.json").read_text())
+        tests = {p.stem: p.read_text() for p in sorted((assigned / "tests").glob("*.py"))}
+        handout = json.loads((assigned / "student" / f"{meta['lab']}.ipynb").read_text())
+        questions = [Question(**q) for q in meta["questions"]]
+        return cls(meta["lab"], meta.get("title", ""), questions, tests, handout, assigned / "student")
+
+    @property
+    def possible(self) -> float:
+        return sum(q.points for q in self.questions)
+
+
+@lru_cache(maxsize=64)
+def _test_file(name: str, source: str):
+    from otter.test_files import ExceptionTestFile
+
+    return ExceptionTestFile.from_string(source, path=f"{name}.py")
+
+
+# --- which cells the student wrote, and for which question ------------------------------------------------
+
+
+def _key(cell: dict) -> tuple[str, str]:
+    return (cell.get("cell_type", ""), cell_source(cell).strip())
+
+
+def student_written(nb: dict, handout: dict) -> list[bool]:
+    """For every cell of ``nb``: did the student write it (a code cell that matches no cell of the
+    handout, once the two notebooks are aligned)?"""
+    cells, hand = nb.get("cells", []), handout.get("cells", [])
+    matcher = difflib.SequenceMatcher(a=[_key(c) for c in cells], b=[_key(c) for c in hand], autojunk=False)
+    matched = {block.a + k for block in matcher.get_matching_blocks() for k in range(block.size)}
+    return [i not in matched and c.get("cell_type") == "code" for i, c in enumerate(cells)]
+
+
+def rule_findings(nb: dict, lab: LabTests) -> dict[str, list[str]]:
+    """Per question with a by-hand rule: what in the submitted source breaks it. The code checked
+    is what ``grader.check`` checks: everything reachable from the question's answers, and any
+    statement that patches a library (:func:`course_utils.rules.source_findings`)."""
+    from course_utils.rules import Rule, source_findings
+
+    cells = [cell_source(c) if c.get("cell_type") == "code" and not is_grader_cell(cell_source(c)) else ""
+             for c in nb.get("cells", [])]
+    out = {}
+    for q in lab.questions:
+        if q.rule:
+            found = source_findings(Rule.from_dict(q.rule), cells)
+            if found:
+                out[q.name] = [str(f) for f in found]
+    return out
+
+
+def review_findings(nb: dict, lab: LabTests) -> list[str]:
+    """Tampering patterns in the cells the student wrote (for a person to look at; not scored)."""
+    written = student_written(nb, lab.handout)
+    source = "\n".join(cell_source(c) for c, w in zip(nb.get("cells", []), written) if w)
+    return [why for pattern, why in REVIEW.items() if re.search(pattern, source)]
+
+
+# --- the fork server and the student process -------------------------------------------------------------
+
+
+# the whole environment of a student process: nothing of the judge's own (no tokens, no paths to
+# the tests), the ci profile (the sizes the tests expect), fixed hashing, one thread
+STUDENT_ENV = {
+    "LANG": "C.UTF-8", "COURSE_PROFILE": "ci", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "TQDM_DISABLE": "1", "MPLBACKEND": "Agg",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+class ForkServer:
+    """The warm process that forks sandboxed student processes (:mod:`.forkserver`)."""
+
+    def __init__(self, env: dict | None = None):
+        self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **STUDENT_ENV, **(env or {})}
+        if os.environ.get("COURSE_SANDBOX"):  # force a weaker isolation mode (the grader's own tests)
+            env["COURSE_SANDBOX"] = os.environ["COURSE_SANDBOX"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-m", "course_tools.grading.forkserver", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        theirs.close()
+        self._hello = None
+
+    def hello(self) -> dict:
+        if self._hello is None:
+            data = self.ctl.recv(65536)
+            if not data:
+                err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
+                raise RuntimeError(f"the grader's fork server did not start:\n{err}")
+            self._hello = json.loads(data)
+        return self._hello
+
+    @property
+    def mode(self) -> str:
+        return self.hello()["mode"]
+
+    def _ask(self, message: dict, fds=()) -> dict:
+        self.hello()
+        socket.send_fds(self.ctl, [json.dumps(message).encode()], list(fds))
+        reply = json.loads(self.ctl.recv(65536) or b'{"error": "the fork server ended"}')
+        if "error" in reply:
+            raise RuntimeError(f"fork server: {reply['error']}")
+        return reply
+
+    def spawn(self, work: Path, slot: int, limits: ProcessLimits, fd: int) -> int:
+        return int(self._ask({"op": "spawn", "work": str(work), "slot": slot, "limits": vars(limits)}, [fd])["pid"])
+
+    def status(self, pid: int, wait: float = 2.0):
+        return self._ask({"op": "status", "pid": pid, "wait": wait})["status"]
+
+    def close(self) -> None:
+        try:
+            self.ctl.close()
+        finally:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+class NotebookFailed(Exception):
+    """The notebook could not be run to its end: ``status`` is ``timeout`` or ``crashed``."""
+
+    def __init__(self, status: str, note: str):
+        super().__init__(note)
+        self.status, self.note = status, note
+
+
+class StudentProcess:
+    """One run of the notebook in the sandbox, and the link to it."""
+
+    def __init__(self, server: ForkServer, work: Path, slot: int, limits: Limits, audit: list | None):
+        self.server, self.work, self.limits = server, work, limits
+        ours, theirs = socket.socketpair()
+        started = time.monotonic()
+        self.pid = server.spawn(work, slot, limits.process(), theirs.fileno())
+        theirs.close()
+        self.link = Link(ours, "judge", audit=audit)
+        self.cell: int | None = None
+        self.report: dict | None = None
+        self.times = {"start": 0.0, "notebook": 0.0}
+        self._started = started
+
+    def wait_ready(self, deadline: float, nb: dict) -> dict:
+        first = None
+        while self.report is None:
+            try:
+                message, _ = self.link.receive(deadline)
+            except LinkBroken as exc:
+                self.kill()
+                if "time limit" in str(exc):
+                    where = f": it was still running {describe_cell(nb, self.cell)}" if self.cell is not None else ""
+                    raise NotebookFailed("timeout", f"the notebook ran past the time limit ({self.limits.timeout:.0f} s){where}") from None
+                if "protocol" in str(exc):
+                    raise NotebookFailed("crashed", "the notebook's process broke the grading protocol "
+                                         "(something wrote to the grader's channel)") from None
+                raise NotebookFailed("crashed", self.death_note(str(exc))) from None
+            op = message.get("op")
+            if op == "cell" and isinstance(message.get("index"), int):
+                if first is None:
+                    first = time.monotonic()
+                self.cell = message["index"]
+            elif op == "ready":
+                self.report = {k: message.get(k) for k in ("cells", "errors", "memory_error", "output_chars")}
+            else:
+                self.kill()
+                raise NotebookFailed("crashed", "the notebook's process broke the grading protocol "
+                                     "(something wrote to the grader's channel)")
+        now = time.monotonic()
+        first = first or now
+        self.times = {"start": first - self._started, "notebook": now - first}
+        if not isinstance(self.report.get("errors"), list):
+            self.report["errors"] = []
+        if self.report.get("memory_error"):
+            self.kill()
+            raise NotebookFailed("crashed", f"ran out of memory (cap {self.limits.memory_mb} MB) in a code cell")
+        return self.report
+
+    def death_note(self, why: str) -> str:
+        status = self.server.status(self.pid, wait=2.0)
+        how = "" if status is None else f"killed by signal {abs(status) if status < 0 else status - 128}" \
+            if (status < 0 or status > 128) else f"exit code {status}"
+        tail = ""
+        log = self.work / ".student.log"
+        if log.exists():
+            lines = [line for line in log.read_bytes()[-4000:].decode("utf-8", "replace").splitlines() if line.strip()]
+            tail = lines[-1][:200] if lines else ""
+        return "the notebook's process died" + (f" ({how})" if how else "") + " before grading finished" + (f": {tail}" if tail else "")
+
+    def kill(self) -> None:
+        for target in (self.pid, -self.pid):
+            try:
+                (os.kill if target > 0 else os.killpg)(abs(target), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+        try:
+            self.link.sock.close()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if not self.link.broken:
+            try:
+                self.link.notify("bye")
+            except LinkBroken:
+                pass
+        self.kill()
+        self.server.status(self.pid, wait=2.0)
+
+
+def describe_cell(nb: dict, index: int | None) -> str:
+    cells = nb.get("cells", [])
+    if index is None or not 0 <= index < len(cells):
+        return "a cell"
+    first = next((line.strip() for line in cell_source(cells[index]).splitlines() if line.strip()), "")
+    return f'cell {index + 1} ("{first[:60]}")'
+
+
+class NotebookNamespace(dict):
+    """What otter's test cases look names up in: each name becomes the notebook's value (plain data)
+    or a proxy for its function, class or module; an undefined name gives otter's default."""
+
+    def __init__(self, link: Link):
+        super().__init__()
+        self.link = link
+
+    def get(self, name, default=None):
+        try:
+            return self.link.lookup(name)
+        except KeyError:
+            return default
+
+    def __getitem__(self, name):
+        return self.link.lookup(name)
+
+    def __contains__(self, name):
+        try:
+            self.link.lookup(name)
+            return True
+        except KeyError:
+            return False
+
+
+# --- grading one submission -----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: str
+    note: str = ""
+    scores: dict = field(default_factory=dict)
+    questions: dict = field(default_factory=dict)   # name -> {"cases": [...], "violations": [...]}
+    errors: list = field(default_factory=list)      # cells that raised
+    flags: list = field(default_factory=list)
+    times: dict = field(default_factory=dict)
+    audit: list = field(default_factory=list)
+    isolation: str = ""
+
+
+class Judge:
+    """Grades submissions of one lab after another with one fork server (one grading slot)."""
+
+    def __init__(self, slot: int = 0, server: ForkServer | None = None):
+        self.slot = slot
+        self.server = server or ForkServer()
+
+    def close(self) -> None:
+        self.server.close()
+
+    def grade(self, nb: dict, lab: LabTests, limits: Limits) -> Outcome:
+        scratch = Path(tempfile.mkdtemp(prefix="grade-"))
+        try:
+            os.chmod(scratch, 0o711)
+            work = scratch / "work"
+            work.mkdir()
+            for p in lab.data_dir.iterdir():  # the lab's data files, next to the notebook as students have them
+                if p.is_file() and p.suffix != ".ipynb":
+                    shutil.copy2(p, work / p.name)
+            (work / "submission.ipynb").write_text(json.dumps(nb))
+            for p in work.iterdir():
+                os.chmod(p, 0o644)
+            if os.geteuid() == 0 and self.server.mode in ("namespaces", "user"):
+                os.chown(work, FIRST_UID + self.slot, FIRST_UID + self.slot)  # the slot's unprivileged user
+            os.chmod(work, 0o700)
+            return self._grade(nb, lab, limits, work)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _grade(self, nb: dict, lab: LabTests, limits: Limits, work: Path) -> Outcome:
+        started = time.monotonic()
+        deadline = started + limits.timeout
+        audit: list | None = [] if limits.audit else None
+        out = Outcome(status="graded", scores={q.name: 0.0 for q in lab.questions})
+        out.flags = review_findings(nb, lab)
+        restarts, lost, process = 0, "", None
+
+        def start() -> StudentProcess:
+            p = StudentProcess(self.server, work, self.slot, limits, audit)
+            p.wait_ready(deadline, nb)
+            return p
+
+        try:
+            process = start()
+        except NotebookFailed as failed:
+            out.status, out.note = failed.status, failed.note
+            out.times = {"start": 0.0, "notebook": time.monotonic() - started, "tests": 0.0}
+            out.audit = audit or []
+            return out
+        out.errors = process.report["errors"]
+        out.times = dict(process.times)
+        tests_started = time.monotonic()
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        try:
+            for q in lab.questions:
+                test_file = _test_file(q.name, lab.tests[q.name])
+                results, cases = [], []
+                violations: list[str] = []
+                for tc in test_file.test_cases:
+                    if process is None and not lost and restarts < limits.max_restarts and time.monotonic() < deadline:
+                        restarts += 1
+                        try:
+                            process = start()
+                        except NotebookFailed as failed:
+                            lost = failed.note
+                    case_started = time.monotonic()
+                    if process is None:
+                        passed, message = False, f"not run: {lost or 'the notebook process was lost too often'}"
+                    elif time.monotonic() >= deadline:
+                        passed, message = False, f"not run: the submission ran past its time limit ({limits.timeout:.0f} s)"
+                        out.status = "timeout"
+                    else:
+                        passed, message, broken = self._run_case(process, tc, q, limits, deadline)
+                        violations += process.link.violations
+                        process.link.violations = []
+                        if broken:
+                            process.kill()
+                            process = None
+                            what = ("the notebook's code ran past a test's time limit" if broken == "hung"
+                                    else "the notebook's process stopped answering")
+                            out.note = out.note or f"{what} during the tests of {q.name}; its process was started again"
+                    cases.append({"name": tc.name, "hidden": bool(tc.hidden), "points": float(tc.points or 0),
+                                  "passed": passed, "message": message[:1500],
+                                  "seconds": round(time.monotonic() - case_started, 3)})
+                    results.append(_result(tc, passed, message))
+                test_file.test_case_results = results
+                out.questions[q.name] = {"cases": cases, "violations": sorted(set(violations))}
+                out.scores[q.name] = round(float(test_file.score), 4)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            if process is not None:
+                process.close()
+        out.times["tests"] = time.monotonic() - tests_started
+        for q_name, found in rule_findings(nb, lab).items():
+            out.questions[q_name]["violations"] = sorted(set(out.questions[q_name]["violations"]) | set(found))
+        broken_rules = [q.name for q in lab.questions if out.questions[q.name]["violations"]]
+        for name in broken_rules:
+            out.scores[name] = 0.0
+        if broken_rules:
+            out.flags = [f"broke the by-hand rule of {', '.join(broken_rules)}"] + out.flags
+        if out.status == "graded" and out.flags:
+            out.status = "flagged"
+        out.audit = audit or []
+        return out
+
+    def _run_case(self, process: StudentProcess, tc, q: Question, limits: Limits, deadline: float):
+        """Run one test case; return (passed, message, why the process must be replaced or "")."""
+        link = process.link
+        seconds = max(0.1, min(limits.test_seconds, deadline - time.monotonic()))
+        link.rule = q.rule
+        link.deadline = time.monotonic() + seconds
+        broken = ""
+        try:
+            link.remote("seed", None)
+            signal.setitimer(signal.ITIMER_REAL, seconds + 2.0)  # the test's own work has a limit too
+            tc.body.call_func(NotebookNamespace(link))
+            passed, message = True, ""
+        except TestTimeout:
+            passed, message, broken = False, f"the test ran past its time limit ({seconds:.0f} s)", "hung"
+        except LinkBroken as exc:
+            why = str(exc)
+            broken = "hung" if "time limit" in why else "stopped answering"
+            passed = False
+            message = (f"the notebook's code ran past the test's time limit ({seconds:.0f} s)" if broken == "hung"
+                       else f"the notebook's process stopped answering: {why}")
+        except BaseException as exc:  # noqa: BLE001 - SystemExit from a test is a failure too
+            passed = False
+            kind = getattr(exc, "remote_type", None) if isinstance(exc, NotebookError) else None
+            message = f"{kind or type(exc).__name__}: {exc}" + (" (raised by your code)" if kind else "")
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            link.deadline = None
+            link.rule = None
+        if not broken:
+            try:
+                link.deadline = time.monotonic() + 10
+                link.remote("release", None)
+            except (LinkBroken, NotebookError):
+                broken = "stopped answering"
+            finally:
+                link.deadline = None
+                link.proxies.clear()
+        return passed, message, broken
+
+
+def _result(tc, passed: bool, message: str):
+    from otter.test_files.abstract_test import TestCaseResult
+
+    return TestCaseResult(test_case=tc, message=message, passed=passed)
+
+
+# --- judge workers for the batch -------------------------------------------------------------------------
+
+
+def serve(slot: int) -> int:
+    """``python -m course_tools.grading.judge --slot K``: a judge process for :mod:`.batch`. It reads
+    one task per line on standard input (JSON: the assigned lab's folder, the notebook, the limits)
+    and answers each with one line of JSON (the :class:`Outcome`). Both ends are trusted; what the
+    tests print goes to standard error."""
+    import dataclasses
+
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    judge = Judge(slot)
+    import numpy  # noqa: F401 - what the tests import, loaded while the fork server warms up
+    import scipy.stats  # noqa: F401
+    import torch  # noqa: F401
+    from otter.test_files import ExceptionTestFile  # noqa: F401
+
+    try:
+        for line in sys.stdin:
+            task = json.loads(line)
+            lab = _load_lab(task["assigned"], os.path.getmtime(os.path.join(task["assigned"], "questions.json")))
+            limits = Limits(**task.get("limits", {}))
+            try:
+                outcome = judge.grade(task["notebook"], lab, limits)
+            except Exception as exc:  # noqa: BLE001 - a grader bug is this submission's status, not the batch's end
+                outcome = Outcome(status="crashed", note=f"grader error: {type(exc).__name__}: {exc}")
+            outcome.isolation = judge.server.mode
+            protocol.write(json.dumps(dataclasses.asdict(outcome)) + "\n")
+            protocol.flush()
+    finally:
+        judge.close()
+    return 0
+
+
+@lru_cache(maxsize=16)
+def _load_lab(assigned: str, mtime: float) -> LabTests:
+    return LabTests.load(Path(assigned))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A judge process for the batch grader (reads tasks on stdin).")
+    parser.add_argument("--slot", type=int, default=0)
+    sys.exit(serve(parser.parse_args().slot))
