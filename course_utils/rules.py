@@ -248,7 +248,7 @@ def _statement_findings(rule: Rule, src: _Source, cell: int, stmt: ast.stmt) -> 
     for node in ast.walk(stmt):
         if isinstance(node, (ast.Name, ast.Attribute)) or _is_call_to(node, "getattr"):
             paths = src.resolve(node)
-            hits = sorted(e for e in forbid for p in paths if _matches(p, e))
+            hits = sorted({p for p in paths for e in forbid if _matches(p, e)})
             if hits:
                 add(node, f"uses {hits[0]}")
             dynamic = sorted(d for d in DYNAMIC_PATHS for p in paths if _matches(p, d))

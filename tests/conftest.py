@@ -63,10 +63,23 @@ PYTHON = sys.executable
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
 def pytest_collection_modifyitems(config, items):
-    """Tests of the built website share one build: keep them in one pytest-xdist worker."""
+    """Tests of the built website share one build, and grading tests one set of warm judges: keep
+    each group in one pytest-xdist worker."""
     for item in items:
-        if "built_book" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "built_book" in names:
             item.add_marker(pytest.mark.xdist_group("website"))
+        elif "grader" in names:
+            item.add_marker(pytest.mark.xdist_group("grading"))
+
+
+@pytest.fixture(scope="session")
+def grader(assigned):
+    """Two warm judges, with their fork servers, shared by every grading test of the run."""
+    from course_tools.grading.batch import Grader
+
+    with Grader(2) as g:
+        yield g
 
 
 def run(cmd, **kwargs):

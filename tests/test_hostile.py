@@ -1,44 +1,80 @@
-"""Every lab survives a class of broken and dishonest submissions (course_utils/grading/hostile.py):
-each case gets its expected status and score, the batch never aborts, no process is left behind,
-and no feedback file repeats a hidden test."""
+"""Every lab survives broken and dishonest submissions (course_tools/grading/hostile.py): each case
+gets its expected status and score, feedback never shows hidden-test text, no byte of a hidden test
+ever reaches a student process, nothing a submission sends runs code in the judge, and no process is
+left behind. Lab 0 runs every case; the other labs run their lab-specific ones."""
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
 
-from course_utils.grading.assign import discover_labs
-from course_utils.grading.hostile import check, run_suite
-from course_utils.grading.leaks import find_leaks, secret_lines
+from course_tools.grading.assign import discover_labs
+from course_tools.grading.hostile import MARKER, check, lab_cases, run_suite
+from course_tools.grading.leaks import find_leaks, hidden_test_lines, public_test_lines, secret_lines
 
 LABS = discover_labs()
 
 
-def _descendants() -> set[int]:
-    import os
-
-    me, kids = os.getpid(), set()
+def sandboxed_processes() -> list[int]:
+    """Processes of the sandbox users (uid 61000 and up): student processes still alive."""
+    found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
-                        kids.add(int(pid))
+                if os.stat(f"/proc/{pid}").st_uid >= 61000:
+                    found.append(int(pid))
             except OSError:
                 pass
-    return kids
+    return found
 
 
 @pytest.mark.grading
 @pytest.mark.parametrize("lab", LABS, ids=[lab.name for lab in LABS])
-def test_hostile_submissions_get_their_expected_status_and_score(assigned, lab, tmp_path):
-    before = _descendants()
-    cases, rows, questions, _ = run_suite(lab.name, tmp_path, jobs=2)
+def test_hostile_submissions_get_their_expected_status_and_score(assigned, grader, lab, tmp_path):
+    full = lab.name == LABS[0].name
+    Path(MARKER).unlink(missing_ok=True)
+    cases, rows, questions, _ = run_suite(lab.name, tmp_path, grader, full)
     problems = check(cases, rows, questions)
     assert not problems, "\n".join(problems)
+
     tests = {p.stem: p.read_text() for p in (assigned / lab.name / "tests").glob("*.py")}
     secret = secret_lines(lab.master, tests)
-    for feedback in (tmp_path / "grades" / "feedback").glob("*.md"):
-        assert not find_leaks(feedback.read_text(), secret), f"{feedback.name} shows hidden-test text"
-    assert "hidden test text removed" in (tmp_path / "grades" / "feedback" / "prints_hidden_tests.md").read_text() \
-        or "nothing found" in (tmp_path / "grades" / "feedback" / "prints_hidden_tests.md").read_text()
-    assert _descendants() <= before, "grading left processes behind"
+    for feedback in (tmp_path / "grades" / "feedback").rglob("*.md"):
+        assert not find_leaks(feedback.read_text(), secret), f"{feedback.name} shows hidden-test or solution text"
+    hidden = hidden_test_lines(tests) - public_test_lines(tests)
+    audited = [r for r in rows.values() if r.status in ("graded", "flagged")]
+    assert audited and all(r.audit for r in audited), "every submission whose tests ran had its messages recorded"
+    asked = "\n".join(audited[0].audit)
+    assert all(name in asked for q in questions.values() for name in q["names"]), "the record holds the requests"
+    for row in audited:
+        leaked = find_leaks("\n".join(row.audit).replace("\\n", "\n"), hidden)
+        assert not leaked, f"{row.submission}: hidden-test text was sent to the student process: {leaked[:2]}"
+    if full:
+        assert not Path(MARKER).exists(), "a pickle payload ran a command in the grader"
+    deadline = time.monotonic() + 10
+    while sandboxed_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not sandboxed_processes(), "student processes were left behind"
+
+
+@pytest.mark.grading
+def test_the_hidden_test_hunt_finds_them_without_the_sandbox(assigned, tmp_path):
+    """A control for the case above: the same hunting notebook, graded with isolation switched off,
+    does find the hidden tests on disk. The sandbox is what hides them."""
+    from course_tools.grading.judge import ForkServer, Judge, LabTests, Limits
+
+    lab = LABS[0]
+    _, files = lab_cases(lab.name, full=True)
+    server = ForkServer(env={"COURSE_SANDBOX": "none"})
+    judge = Judge(0, server)
+    try:
+        assert server.mode == "none"
+        outcome = judge.grade(files["reads_hidden_tests.ipynb"], LabTests.load(assigned / lab.name), Limits(test_seconds=20))
+    finally:
+        judge.close()
+    messages = [c["message"] for q in outcome.questions.values() for c in q["cases"]]
+    assert messages and not any("nothing found" in m for m in messages), "without the sandbox the hunt reads the tests"
+    assert any("hidden=True" in m for m in messages)

@@ -60,6 +60,7 @@ class Row:
     note: str = ""
     feedback: str = ""
     times: dict = field(default_factory=dict)
+    audit: list = field(default_factory=list)   # what was sent to the student process (Limits(audit=True))
 
 
 # --- finding and checking submissions, before any of their code runs -----------------------------------------
@@ -307,6 +308,7 @@ class Grader:
             sub, nb = pending[name]
             note = "; ".join(dict.fromkeys(([outcome.note] if outcome.note else []) + list(outcome.flags)))
             row = _row(sub, lab, outcome, outcome.status, note, sum(outcome.times.values()))
+            row.audit = outcome.audit
             with lock:
                 results[name] = (row, nb, outcome)
                 self.isolation = outcome.isolation or self.isolation

@@ -444,7 +444,8 @@ class Judge:
                             what = ("the notebook's code ran past a test's time limit" if broken == "hung"
                                     else "the notebook's process stopped answering")
                             out.note = out.note or f"{what} during the tests of {q.name}; its process was started again"
-                    cases.append({"name": tc.name, "hidden": bool(tc.hidden), "points": float(tc.points or 0),
+                    cases.append({"name": getattr(getattr(tc.body, "test_func", None), "__name__", tc.name),
+                                  "hidden": bool(tc.hidden), "points": float(tc.points or 0),
                                   "passed": passed, "message": message[:1500],
                                   "seconds": round(time.monotonic() - case_started, 3)})
                     results.append(_result(tc, passed, message))

@@ -240,6 +240,7 @@ def probe(root: str) -> str:
             os.close(r)
             try:
                 enter(mode, work, 0, Limits(), root, lambda p: None)
+                import tabnanny  # noqa: F401 - a module nothing imported yet: the standard library is readable
                 isolated = mode == "user" or not os.path.exists(os.path.join(outside, "labs"))
                 if isolated and os.path.exists(hidden) and (mode == "userns" or os.geteuid() != 0):
                     os.write(w, b"ok")

@@ -202,6 +202,8 @@ class Encoder:
     def encode(self, value, depth: int = 0):
         if depth > MAX_DEPTH:
             raise WireError(f"a value nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, np.generic) and value.dtype.kind in NUMPY_KINDS:  # before float: np.float64 is one
+            return {"$npscalar": value.dtype.name, "v": value.item()}
         if value is None or isinstance(value, (bool, str)):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
@@ -220,8 +222,6 @@ class Encoder:
             name = f"t{len(self.tensors)}"
             self.tensors[name] = torch.from_numpy(np.ascontiguousarray(value)).clone()
             return {"$np": name}
-        if isinstance(value, np.generic) and value.dtype.kind in NUMPY_KINDS:
-            return {"$npscalar": value.dtype.name, "v": value.item()}
         if isinstance(value, torch.Size):
             return {"$size": [int(v) for v in value]}
         if isinstance(value, tuple):
