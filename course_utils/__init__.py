@@ -1,8 +1,9 @@
 """course_utils: the code the notebooks of *Labeling pixels with fully-convolutional networks* import.
 
 It holds the machinery around the exercises (device and profiles, data sets, plotting, training
-loops, metrics that are not the point of a lab, grading); whatever a lab asks a student to write is
-not here. Each module's docstring names the chapter that teaches its idea.
+loops, metrics that are not the point of a lab, the labs' by-hand rules); whatever a lab asks a
+student to write is not here. The grader is instructor tooling (``tools/course_tools``). Each
+module's docstring names the chapter that teaches its idea.
 """
 
 from .runtime import PROFILES, Setup, get_device, get_profile, seed_everything, setup, sizes_for
