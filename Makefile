@@ -28,6 +28,7 @@ book: assign  ## build the website into _build/html
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
 
 test: install  ## the whole test suite: unit tests, nbval, grading, the book build, the browser
+	@$(if $(findstring not browser,$(PYTEST_ARGS)),true,chromium="$$($(BIN)/python -m course_tools.browser)" || exit 1; export COURSE_CHROMIUM="$$chromium";) \
 	$(BIN)/python -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 lab: install  ## JupyterLab on the labs

@@ -4,6 +4,7 @@ in-place changes copied back, errors, proxies that cannot lie, and the by-hand r
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 
@@ -240,3 +241,22 @@ def test_the_judge_answers_nothing_but_calls_of_its_callbacks(notebook):
 
     assert remote("probe", probe)(lambda v: v * 21) == 42
     assert seen == {"getattr": "judge does not serve 'getattr'", "iter": "judge does not serve 'iter'"}
+
+
+def test_a_trained_network_is_judged_on_data_the_judge_makes_and_the_labels_stay_there(notebook):
+    remote, judge = notebook
+
+    class Thresholder(nn.Module):  # "trained" in the notebook: a class the judge cannot rebuild
+        def forward(self, x):
+            return torch.stack([-x, x], dim=1)
+
+    net = remote("net", Thresholder())
+    judge.audit = []
+    g = torch.Generator().manual_seed(4)
+    images = torch.randn(6, 5, 5, generator=g)
+    labels = (images > 0).long() + 7  # the judge's answer key, offset so it cannot be mistaken for a prediction
+    with torch.no_grad():
+        accuracy = float((net(images).argmax(1) + 7 == labels).double().mean())
+    assert accuracy == 1.0
+    [call] = [json.loads(m) for m in judge.audit]
+    assert call["op"] == "call" and json.dumps(call).count('"$t"') == 1, "one tensor crossed: the images, not the labels"
