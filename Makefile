@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 JB_FLAGS ?= -W -n --keep-going
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all install book test lab assign grade clean
+.PHONY: all install book test bench lab assign grade clean
 
 all: install
 
@@ -30,6 +30,9 @@ book: assign  ## build the website into _build/html
 test: install  ## the whole test suite: unit tests, nbval, grading, the book build, the browser
 	@$(if $(findstring not browser,$(PYTEST_ARGS)),true,chromium="$$($(BIN)/python -m course_tools.browser)" || exit 1; export COURSE_CHROMIUM="$$chromium";) \
 	$(BIN)/python -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
+
+bench: install  ## time make install and make test from a fresh clone of HEAD, per test group (on an idle machine)
+	$(BIN)/python -m course_tools.bench $(BENCH_ARGS)
 
 lab: install  ## JupyterLab on the labs
 	$(BIN)/jupyter lab --notebook-dir=labs

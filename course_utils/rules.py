@@ -1,6 +1,7 @@
 """By-hand rules: what a lab question forbids, checked the same way by ``grader.check`` and by the grader.
 
-Taught nowhere (lab infrastructure); the README's "For instructors" section documents it. A lab
+Taught in {ref}`sec-grading` (the home page), as students meet it; the README's "For instructors"
+section documents it for instructors. A lab
 declares each rule once, in ``labs/NN_slug/grading.yml``::
 
     by_hand:
@@ -468,29 +469,25 @@ class _BanPython:
         return bool(self.codes or self.prefixes)
 
     def __call__(self, frame, event, arg):
+        hit = None
         if event == "call":
             code = frame.f_code
             hit = self.codes.get(code)
             if hit is None and self.prefixes:
-                name = f"{frame.f_globals.get('__name__', '')}.{code.co_qualname}"
-                hit = next((p for p in self.prefixes if _matches(name, p) or _matches(frame.f_globals.get("__name__", ""), p)), None)
-            if hit is not None:
-                sys.setprofile(None)
-                try:
-                    self.ban.refuse(f"calling {hit}")
-                finally:
-                    sys.setprofile(self)
+                module = frame.f_globals.get("__name__", "")
+                name = f"{module}.{code.co_qualname}"
+                hit = next((p for p in self.prefixes if _matches(name, p) or _matches(module, p)), None)
         elif event == "c_call" and self.prefixes:
             owner = getattr(arg, "__self__", None)
             module = type(owner).__module__ if owner is not None and not isinstance(owner, type(importlib)) else getattr(arg, "__module__", None)
             name = f"{module}.{getattr(arg, '__qualname__', '')}"
             hit = next((p for p in self.prefixes if _matches(name, p)), None)
-            if hit is not None:
-                sys.setprofile(None)
-                try:
-                    self.ban.refuse(f"calling {hit}")
-                finally:
-                    sys.setprofile(self)
+        if hit is not None:
+            sys.setprofile(None)  # the refusal itself must not be profiled
+            try:
+                self.ban.refuse(f"calling {hit}")
+            finally:
+                sys.setprofile(self)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Device, seeds and run profiles: the first cell of every notebook.
 
-Taught in chapter 0, *Getting started*, section "The setup cell". Every notebook runs unchanged on
+Taught in {ref}`sec-setup` (chapter 0). Every notebook runs unchanged on
 three kinds of machine, and this module decides which one it is on:
 
 ``ci``
@@ -21,8 +21,10 @@ import os
 import platform
 import random
 import sys
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -123,17 +125,15 @@ class Setup:
     seed: int
 
     def describe(self) -> str:
-        import matplotlib
-        import sklearn
-        import skimage
+        from importlib.metadata import version  # not the imports themselves: scikit-learn alone takes a second
 
         lines = [
             f"profile : {self.profile}  (set {PROFILE_ENV}=ci|cpu|gpu to override)",
             f"device  : {self.device}" + (f" ({torch.cuda.get_device_name(0)})" if self.device.type == "cuda" else ""),
             f"seed    : {self.seed}",
             f"python  : {platform.python_version()}   torch {torch.__version__}   numpy {np.__version__}",
-            f"          matplotlib {matplotlib.__version__}   scikit-learn {sklearn.__version__}   "
-            f"scikit-image {skimage.__version__}",
+            f"          matplotlib {version('matplotlib')}   scikit-learn {version('scikit-learn')}   "
+            f"scikit-image {version('scikit-image')}",
         ]
         return "\n".join(lines)
 
@@ -151,3 +151,29 @@ def setup(seed: int = DEFAULT_SEED, quiet: bool = False) -> Setup:
     if not quiet:
         print(info.describe(), file=sys.stdout)
     return info
+
+
+def best_time(fn: Callable[[], object], device: torch.device | str = "cpu", repeats: int = 3, warmup: int = 1) -> float:
+    """The shortest wall time of ``repeats`` calls of ``fn`` in seconds, after ``warmup`` calls.
+
+    The minimum is the least noisy estimate on a shared machine. On a GPU the device is
+    synchronised before and after each call, since kernels run asynchronously.
+    """
+    device = torch.device(device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elif device.type == "mps":
+            torch.mps.synchronize()
+
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best

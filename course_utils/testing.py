@@ -2,8 +2,8 @@
 ``grader.check`` runs the public tests) and on the grader's proxies for them (when the autograder
 runs every test in its own process and calls your code in another one).
 
-Taught in chapter 1, section "Counting the operations" (a vectorized function performs the same
-number of torch operations whatever the batch size).
+Taught in {ref}`sec-counting-work` (chapter 1): the work a computation does is counted, and a
+vectorized function performs the same number of torch operations whatever the batch size.
 """
 
 from __future__ import annotations

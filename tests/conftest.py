@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import PYTHON, REPO, once_per_run, run
+
 os.environ["COURSE_PROFILE"] = "ci"
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -25,24 +25,6 @@ def labs():
     return discover_labs()
 
 
-def once_per_run(folder: Path, testrun_uid: str, work):
-    """Return ``work()``'s JSON-able result, computed once per test run even when pytest-xdist runs
-    the suite in several processes: a lock and a record make the first process do the work and the
-    others read its result."""
-    import fcntl
-    import json
-
-    folder.mkdir(exist_ok=True)
-    record = folder / ".done-by.json"
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        saved = json.loads(record.read_text()) if record.exists() else {}
-        if saved.get("testrun_uid") != testrun_uid:
-            saved = {"testrun_uid": testrun_uid, "result": work()}
-            record.write_text(json.dumps(saved))
-    return saved["result"]
-
-
 @pytest.fixture(scope="session")
 def assigned(labs, testrun_uid) -> Path:  # testrun_uid: pytest-xdist's id of this run
     """Run ``make assign`` once per test run (student notebooks, autograders, the book's copies)."""
@@ -56,9 +38,6 @@ def assigned(labs, testrun_uid) -> Path:  # testrun_uid: pytest-xdist's id of th
     out = REPO / "_assign"
     once_per_run(out, testrun_uid, assign_all)
     return out
-
-
-PYTHON = sys.executable
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
@@ -80,15 +59,6 @@ def grader(assigned):
 
     with Grader(2) as g:
         yield g
-
-
-def run(cmd, **kwargs):
-    import subprocess
-
-    kwargs.setdefault("cwd", REPO)
-    kwargs.setdefault("capture_output", True)
-    kwargs.setdefault("text", True)
-    return subprocess.run([str(c) for c in cmd], **kwargs)
 
 
 @pytest.fixture(scope="session")

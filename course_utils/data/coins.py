@@ -1,6 +1,6 @@
 """The coins photograph and its point annotations: counting on a real image.
 
-Taught in chapter 5, section "Counting coins". scikit-image ships a photograph of 24 Greek coins
+Taught in {ref}`sec-counting-coins` (chapter 5). scikit-image ships a photograph of 24 Greek coins
 (``skimage.data.coins()``, 303x384 grey pixels, no download). Lab 5 clicks once per coin, trains a
 counter from those clicks on one part of the photograph, and counts the coins of the other part.
 

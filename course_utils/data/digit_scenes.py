@@ -1,6 +1,6 @@
 """Digit scenes: a pixel-labeling data set made offline from real handwriting.
 
-Taught in chapter 2, section "The data: digit scenes", and used by chapters 2 to 6.
+Taught in {ref}`sec-digit-scenes` (chapter 2), and used by chapters 2 to 6.
 
 Each scene is a grey canvas holding a few of scikit-learn's bundled handwritten digits (real
 handwriting: 1,797 scans of 8x8 pixels), scaled up and placed without overlap, on a background with
@@ -174,6 +174,73 @@ def _check_range(pair, name: str, integer: bool, lowest: float) -> tuple:
     return lo, hi
 
 
+def _check_glyphs(glyphs, classes) -> tuple[np.ndarray, np.ndarray]:
+    glyphs = np.asarray(glyphs, dtype=np.float32)
+    classes = np.asarray(classes)
+    if glyphs.ndim != 3:
+        raise ValueError(f"glyphs must have shape (m, h, w), got {glyphs.shape}")
+    if glyphs.shape[0] == 0:
+        raise ValueError("glyphs is empty: scenes need at least one glyph to draw from")
+    if classes.shape != (glyphs.shape[0],):
+        raise ValueError(f"classes must have shape ({glyphs.shape[0]},), got {classes.shape}")
+    if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 or classes.max() > 9:
+        raise ValueError(f"classes must be digit classes, integers in 0..9; got dtype {classes.dtype} "
+                         f"with values in [{classes.min()}, {classes.max()}]")
+    return glyphs, classes
+
+
+def _check_options(objects, scale, clutter, noise) -> tuple[tuple, tuple]:
+    objects = _check_range(objects, "objects", integer=True, lowest=0)
+    scale = _check_range(scale, "scale", integer=False, lowest=0)
+    if scale[0] <= 0:
+        raise ValueError(f"scale must be a (min, max) pair of positive factors, got {scale}")
+    if not (np.isfinite(clutter) and clutter >= 0):
+        raise ValueError(f"clutter is the mean number of distractor strokes and must be >= 0, got {clutter}")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise}")
+    return objects, scale
+
+
+def _draw_scene(rng, glyphs, classes, labels, instances, objects, scale, clutter, noise, binary):
+    """One scene: fill ``labels`` and ``instances`` (``(H, W)`` views) and return the image and,
+    per digit placed, its centre, its point (the ink pixel nearest the centre), class and source."""
+    H, W = labels.shape
+    yy, xx = np.mgrid[0:H, 0:W]
+    # background: an illumination gradient, so "bright" alone does not mean "digit"
+    gy, gx = rng.normal(0, 0.25, 2)
+    canvas = 0.15 + gy * (yy / H - 0.5) + gx * (xx / W - 0.5)
+    _clutter(canvas, rng, int(rng.poisson(clutter)))
+    occupied = np.zeros((H, W), bool)
+    centres, points, digits, sources = [], [], [], []
+    for _ in range(int(rng.integers(objects[0], objects[1] + 1))):
+        g = int(rng.integers(len(glyphs)))
+        factor = rng.uniform(*scale)
+        ink = np.clip(ndimage.zoom(glyphs[g], factor, order=1), 0, 1)
+        where = _place(occupied, *ink.shape, rng, margin=1)
+        if where is None:
+            continue
+        r, c = where
+        h, w = ink.shape
+        mask = ink > INK_THRESHOLD
+        if mask.sum() < 4:
+            continue
+        contrast = rng.uniform(0.55, 0.95)
+        region = canvas[r:r + h, c:c + w]
+        canvas[r:r + h, c:c + w] = region * (1 - ink) + contrast * ink
+        occupied[r:r + h, c:c + w] |= mask
+        labels[r:r + h, c:c + w][mask] = 1 if binary else int(classes[g]) + 1
+        instances[r:r + h, c:c + w][mask] = len(digits) + 1
+        rows, cols = np.nonzero(mask)
+        centre = np.array([rows.mean() + r, cols.mean() + c])
+        nearest = np.argmin((rows + r - centre[0]) ** 2 + (cols + c - centre[1]) ** 2)
+        centres.append(centre)
+        points.append((rows[nearest] + r, cols[nearest] + c))
+        digits.append(int(classes[g]))
+        sources.append(g)
+    canvas += rng.normal(0, noise, canvas.shape)
+    return canvas, centres, points, digits, sources
+
+
 def compose_scenes(
     glyphs: np.ndarray,
     classes: np.ndarray,
@@ -193,27 +260,10 @@ def compose_scenes(
     ``objects`` is the (min, max) number of digits per scene, ``scale`` the range of the upscaling
     factor, ``clutter`` the mean number of distractor strokes, ``noise`` the noise level.
     """
-    glyphs = np.asarray(glyphs, dtype=np.float32)
-    classes = np.asarray(classes)
-    if glyphs.ndim != 3:
-        raise ValueError(f"glyphs must have shape (m, h, w), got {glyphs.shape}")
-    if glyphs.shape[0] == 0:
-        raise ValueError("glyphs is empty: scenes need at least one glyph to draw from")
-    if classes.shape != (glyphs.shape[0],):
-        raise ValueError(f"classes must have shape ({glyphs.shape[0]},), got {classes.shape}")
-    if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 or classes.max() > 9:
-        raise ValueError(f"classes must be digit classes, integers in 0..9; got dtype {classes.dtype} "
-                         f"with values in [{classes.min()}, {classes.max()}]")
+    glyphs, classes = _check_glyphs(glyphs, classes)
     n = _check_count(n)
     H, W = _check_size(size)
-    objects = _check_range(objects, "objects", integer=True, lowest=0)
-    scale = _check_range(scale, "scale", integer=False, lowest=0)
-    if scale[0] <= 0:
-        raise ValueError(f"scale must be a (min, max) pair of positive factors, got {scale}")
-    if not (np.isfinite(clutter) and clutter >= 0):
-        raise ValueError(f"clutter is the mean number of distractor strokes and must be >= 0, got {clutter}")
-    if not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise}")
+    objects, scale = _check_options(objects, scale, clutter, noise)
     rng = np.random.default_rng(seed)
     images = np.zeros((n, H, W), np.float32)
     labels = np.zeros((n, H, W), np.int64)
@@ -225,41 +275,8 @@ def compose_scenes(
 
         iterator = tqdm(iterator, desc="composing scenes")
     for i in iterator:
-        yy, xx = np.mgrid[0:H, 0:W]
-        # background: an illumination gradient, so "bright" alone does not mean "digit"
-        gy, gx = rng.normal(0, 0.25, 2)
-        canvas = 0.15 + gy * (yy / H - 0.5) + gx * (xx / W - 0.5)
-        _clutter(canvas, rng, int(rng.poisson(clutter)))
-        occupied = np.zeros((H, W), bool)
-        sc_c, sc_p, sc_d, sc_s = [], [], [], []
-        for _ in range(int(rng.integers(objects[0], objects[1] + 1))):
-            g = int(rng.integers(len(glyphs)))
-            factor = rng.uniform(*scale)
-            ink = np.clip(ndimage.zoom(glyphs[g], factor, order=1), 0, 1)
-            where = _place(occupied, *ink.shape, rng, margin=1)
-            if where is None:
-                continue
-            r, c = where
-            h, w = ink.shape
-            mask = ink > INK_THRESHOLD
-            if mask.sum() < 4:
-                continue
-            k = len(sc_d) + 1
-            contrast = rng.uniform(0.55, 0.95)
-            region = canvas[r:r + h, c:c + w]
-            canvas[r:r + h, c:c + w] = region * (1 - ink) + contrast * ink
-            occupied[r:r + h, c:c + w] |= mask
-            labels[i, r:r + h, c:c + w][mask] = 1 if binary else int(classes[g]) + 1
-            instances[i, r:r + h, c:c + w][mask] = k
-            rows, cols = np.nonzero(mask)
-            centre = np.array([rows.mean() + r, cols.mean() + c])
-            nearest = np.argmin((rows + r - centre[0]) ** 2 + (cols + c - centre[1]) ** 2)
-            sc_c.append(centre)
-            sc_p.append((rows[nearest] + r, cols[nearest] + c))
-            sc_d.append(int(classes[g]))
-            sc_s.append(g)
-        canvas += rng.normal(0, noise, canvas.shape)
-        images[i] = canvas
+        images[i], sc_c, sc_p, sc_d, sc_s = _draw_scene(rng, glyphs, classes, labels[i], instances[i], objects, scale,
+                                                        clutter, noise, binary)
         centres.append(np.array(sc_c, np.float64).reshape(-1, 2))
         points.append(np.array(sc_p, np.int64).reshape(-1, 2))
         digits.append(np.array(sc_d, np.int64))

@@ -1,7 +1,6 @@
 """Grey-scale photographs and patches for upsampling and super-resolution, offline.
 
-Taught in chapter 3, *Upsampling and transposed convolution*, section "How much does the rule
-matter on photographs?", and used by lab 3's super-resolution experiment. The
+Taught in {ref}`sec-photographs` (chapter 3), and used by lab 3's super-resolution experiment. The
 photographs are the ones scikit-image ships inside its package (``skimage.data``), so nothing is
 downloaded. The split is by *photograph*: a held-out photograph never contributes a training
 patch, so a super-resolution network is judged on pictures it has never seen.

@@ -1,6 +1,6 @@
 """Rendered digits: a simulator of handwriting, for the simulation-to-real experiments.
 
-Taught in chapter 5, section "Labels from a simulator". A simulator gives labels for free because it
+Taught in {ref}`sec-simulator` (chapter 5). A simulator gives labels for free because it
 knows what it drew; the price is that its images are not quite real ones (the *domain gap*).
 
 Each digit class is a few pen strokes (polylines and elliptic arcs) on a unit box. To draw one

@@ -1,7 +1,6 @@
 """Real categorical data that ships with Python: words and letters of Python's own documentation.
 
-Taught in chapter 6, *Categorical density estimation*, sections "When the MLE says never" and
-"Choosing the prior strength"; lab 6 chooses a Dirichlet prior strength on it by held-out
+Taught in {ref}`sec-smoothing` (chapter 6); lab 6 chooses a Dirichlet prior strength on it by held-out
 likelihood.
 
 Two texts come with every CPython installation, so nothing is downloaded:

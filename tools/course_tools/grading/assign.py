@@ -250,11 +250,12 @@ def build_zip(lab: Lab, otter_zip: Path, out: Path, meta: dict) -> None:
                     z.writestr(info, p.read_bytes(), zipfile.ZIP_DEFLATED)
 
 
-def _title_first(nb_path: Path) -> None:
-    """otter puts its initialisation cell above everything: put the lab's title back on top."""
+def _setup_first(nb_path: Path) -> None:
+    """otter puts its initialisation cell above everything: put the lab's title and the setup cell
+    back on top, as in every lab, and otter's cell right after them."""
     nb = nbformat.read(nb_path, as_version=4)
-    if len(nb.cells) > 1 and "otter.Notebook(" in nb.cells[0].source and nb.cells[1].cell_type == "markdown":
-        nb.cells[0], nb.cells[1] = nb.cells[1], nb.cells[0]
+    if len(nb.cells) > 2 and "otter.Notebook(" in nb.cells[0].source and nb.cells[1].cell_type == "markdown":
+        nb.cells[0], nb.cells[1], nb.cells[2] = nb.cells[1], nb.cells[2], nb.cells[0]
     nbformat.write(nb, nb_path)
 
 
@@ -295,7 +296,7 @@ def assign(lab: Lab, out_root: Path | None = None, quiet: bool = True) -> Path:
         (out / "questions.json").write_text(json.dumps(meta, indent=2) + "\n")
         student = out / "student" / f"{lab.name}.ipynb"
         for nb_path in (student, out / "autograder" / f"{lab.name}.ipynb"):
-            _title_first(nb_path)
+            _setup_first(nb_path)
         add_rule_tests(student, meta)
         build_zip(lab, zips[0], out, meta)
     if not quiet:

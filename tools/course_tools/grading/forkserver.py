@@ -33,8 +33,8 @@ PRELOAD = (
     "torch", "torch.nn.functional", "torch.utils.data", "numpy", "scipy", "scipy.ndimage", "scipy.stats",
     "scipy.optimize", "matplotlib", "matplotlib.pyplot", "IPython.core.interactiveshell",
     "IPython.core.inputtransformer2", "sklearn", "sklearn.datasets", "skimage", "tqdm.auto", "ipywidgets",
-    "safetensors.torch", "course_utils", "course_utils.data", "course_utils.plotting", "course_utils.training",
-    "course_utils.metrics", "course_utils.models", "course_utils.rules", "course_utils.testing",
+    "safetensors.torch", "course_utils", "course_utils.data", "course_utils.plotting", "course_utils.nets",
+    "course_utils.ops", "course_utils.metrics", "course_utils.rules", "course_utils.testing",
     "course_tools.grading.student", "course_tools.grading.link",
 )
 MAX_MESSAGE = 65536
@@ -125,6 +125,58 @@ def spawn(ctl: socket.socket, request: dict, fd: int, mode: str, root: str) -> t
     return (int(data) if data.strip().isdigit() else pid), pid
 
 
+def _reap(statuses: dict[int, int], pid: int = -1) -> None:
+    """Record the exit code of every forked child that ended (or of ``pid``), without waiting."""
+    while True:
+        try:
+            ended, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if ended == 0:
+            return
+        statuses[ended] = os.waitstatus_to_exitcode(status)
+        if pid != -1:
+            return
+
+
+def _status(request: dict, children: dict[int, int], statuses: dict[int, int]) -> int | None:
+    """The exit code of a student's process, waiting up to ``request["wait"]`` seconds for it to end."""
+    forked = children.get(int(request["pid"]), int(request["pid"]))
+    until = time.monotonic() + float(request.get("wait", 0))
+    while forked not in statuses and time.monotonic() < until:
+        _reap(statuses, forked)
+        if forked not in statuses:
+            time.sleep(0.01)
+    return statuses.get(forked)
+
+
+def _serve(ctl: socket.socket, mode: str, root: str, children: dict[int, int]) -> None:
+    """Answer ``spawn`` and ``status`` requests until the judge closes the socket."""
+    statuses: dict[int, int] = {}   # forked pid -> exit code
+    while True:
+        _reap(statuses)
+        ready, _, _ = select.select([ctl], [], [], 0.2)
+        if not ready:
+            continue
+        message, fds, _, _ = socket.recv_fds(ctl, MAX_MESSAGE, 2)
+        if not message:
+            return
+        try:
+            request = json.loads(message)
+            if request.get("op") == "spawn" and len(fds) == 1:
+                student, forked = spawn(ctl, request, fds[0], mode, root)
+                children[student] = forked
+                _send(ctl, {"pid": student})
+            elif request.get("op") == "status":
+                _send(ctl, {"status": _status(request, children, statuses)})
+            else:
+                for fd in fds:
+                    os.close(fd)
+                _send(ctl, {"error": "unknown request"})
+        except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
+            _send(ctl, {"error": f"{type(exc).__name__}: {exc}"})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ctl = socket.socket(fileno=int(argv[0]))
@@ -138,49 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         mode = "none"
     _send(ctl, {"ready": True, "mode": mode, "pid": os.getpid()})
     children: dict[int, int] = {}   # student pid -> the process this server forked for it
-    statuses: dict[int, int] = {}   # forked pid -> exit code
     try:
-        while True:
-            while True:  # reap every child that ended
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
-                statuses[pid] = os.waitstatus_to_exitcode(status)
-            ready, _, _ = select.select([ctl], [], [], 0.2)
-            if not ready:
-                continue
-            message, fds, _, _ = socket.recv_fds(ctl, MAX_MESSAGE, 2)
-            if not message:
-                break
-            try:
-                request = json.loads(message)
-                if request.get("op") == "spawn" and len(fds) == 1:
-                    student, forked = spawn(ctl, request, fds[0], mode, root)
-                    children[student] = forked
-                    _send(ctl, {"pid": student})
-                elif request.get("op") == "status":
-                    student = int(request["pid"])
-                    until = time.monotonic() + float(request.get("wait", 0))
-                    forked = children.get(student, student)
-                    while forked not in statuses and time.monotonic() < until:
-                        try:
-                            pid, status = os.waitpid(forked, os.WNOHANG)
-                        except ChildProcessError:
-                            break
-                        if pid:
-                            statuses[pid] = os.waitstatus_to_exitcode(status)
-                        else:
-                            time.sleep(0.01)
-                    _send(ctl, {"status": statuses.get(forked)})
-                else:
-                    for fd in fds:
-                        os.close(fd)
-                    _send(ctl, {"error": "unknown request"})
-            except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
-                _send(ctl, {"error": f"{type(exc).__name__}: {exc}"})
+        _serve(ctl, mode, root, children)
     finally:
         for student in children:
             try:
@@ -189,7 +200,6 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         sandbox.cleanup_root(root)
     return 0
-
 
 
 if __name__ == "__main__":

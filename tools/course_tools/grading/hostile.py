@@ -145,6 +145,17 @@ def _full_suite(add, lab, solution: dict, student: dict, questions: dict, assign
     """Every other case, for one lab (the Lab 0 suite)."""
     names = {q: info["names"] for q, info in questions.items()}
     first, last = list(questions)[0], list(questions)[-1]
+    _broken_files_and_crashes(add, lab, solution, student, assigned)
+    _tampering(add, student, questions)
+    _forged_results(add, student, questions)
+    _hunting_hidden_tests(add, solution, questions, names)
+    _crafted_objects(add, solution, names, first)
+    _banned_calls(add, solution, questions, names)
+    _calls_that_fail(add, solution, questions, names, first, last)
+
+
+def _broken_files_and_crashes(add, lab, solution, student, assigned) -> None:
+    """Crashes, an endless loop, invalid files, and harmless oddities (early errors, floods of output, edited tests)."""
     add(Case("infinite_loop", "an endless loop in the first cell", "timeout", others="zero",
              feedback=("still running", "while True")), _with_cell(solution, "while True:\n    pass", at=1))
     add(Case("os_exit", "os._exit in the last cell", "crashed", others="zero"), _with_cell(solution, "import os\nos._exit(0)"))
@@ -180,7 +191,9 @@ def _full_suite(add, lab, solution: dict, student: dict, questions: dict, assign
             c["execution_count"] = 1
     add(Case("fake_passed_outputs", "stored outputs claiming every test passed", "graded", others="zero"), faked)
 
-    # tampering with the student process changes nothing the judge decides: flagged for review
+
+def _tampering(add, student, questions) -> None:
+    """Tampering with the student process changes nothing the judge decides: flagged for review."""
     add(Case("patches_test_helpers", "replaces torch/numpy assertion helpers and builtins.isinstance", "flagged",
              others="zero", feedback=("replaces",)),
         _with_cell(student, "import torch, numpy\ntorch.testing.assert_close = lambda *a, **k: None\n"
@@ -203,7 +216,9 @@ def _full_suite(add, lab, solution: dict, student: dict, questions: dict, assign
         _with_cell(student, "def no_asserts(lines):\n    return [l.replace('assert ', 'pass  # ') for l in lines]\n"
                             "get_ipython().input_transformers_cleanup.append(no_asserts)"))
 
-    # forged results: there is no result channel to write to, and the judge computes every reference
+
+def _forged_results(add, student, questions) -> None:
+    """Forged results: there is no result channel to write to, and the judge computes every reference."""
     add(Case("forge_result_memory", "a blank notebook that hunts memory and frames for a nonce or a result channel",
              "flagged", others="zero"),
         _with_cell(student, "import gc, sys, json\nfound = [o for o in gc.get_objects() if isinstance(o, dict) and "
@@ -224,7 +239,10 @@ def _full_suite(add, lab, solution: dict, student: dict, questions: dict, assign
         _with_cell(student, "import os\nseen = []\nfor pid in os.listdir('/proc'):\n    if pid.isdigit():\n"
                             "        try:\n            seen += [os.readlink(f'/proc/{pid}/fd/{fd}') for fd in os.listdir(f'/proc/{pid}/fd')]\n"
                             "        except OSError:\n            pass\nprint(seen)"))
-    # reading the hidden tests: none is in the process, on its disk or in any message it receives
+
+
+def _hunting_hidden_tests(add, solution, questions, names) -> None:
+    """Reading the hidden tests: none is in the process, on its disk or in any message it receives."""
     # a file of hidden tests names its question (``name = "..."``) and marks cases ``hidden=True``
     markers = repr([f'name = "{q}"' for q in questions] + [f"name: {q}" for q in questions])
     hunt = ("import os, gc\nmarkers = " + markers + "\n"
@@ -241,7 +259,9 @@ def _full_suite(add, lab, solution: dict, student: dict, questions: dict, assign
     add(Case("reads_hidden_tests", "hunts disk and memory for hidden tests and raises them as messages", "flagged",
              others="zero", feedback=("nothing found",)), _with_cell(solution, hunt))
 
-    # crafted objects: nothing that crosses can run code in the judge
+
+def _crafted_objects(add, solution, names, first) -> None:
+    """Crafted objects: nothing that crosses can run code in the judge or fool its comparisons."""
     target = first
     target_args = names[target] or [target]
     payload = ("import os, pickle\nclass Payload:\n    def __reduce__(self):\n"
@@ -267,7 +287,9 @@ def _full_suite(add, lab, solution: dict, student: dict, questions: dict, assign
     add(Case("wrong_dtype_shape", f"{target}: answers of the wrong dtype and shape", "graded", {target: 0}, others=None),
         _with_cell(solution, "import torch\n" + wrong))
 
-    # a banned call, reached four ways (Lab 0's rule: pixel_cross_entropy without F.cross_entropy)
+
+def _banned_calls(add, solution, questions, names) -> None:
+    """A banned call, reached four ways (Lab 0's rule: pixel_cross_entropy without F.cross_entropy)."""
     ruled = [q for q, info in questions.items() if info["rule"]]
     if ruled:
         q = ruled[0]
@@ -288,7 +310,9 @@ def _full_suite(add, lab, solution: dict, student: dict, questions: dict, assign
             add(Case(f"banned_call_{k + 1}", f"{q}: the forbidden call {way}", "flagged", {q: 0},
                      feedback=("by-hand rule was broken",)), nb)
 
-    # calls that hang or kill the process: that test fails, the process is started again, the rest is graded
+
+def _calls_that_fail(add, solution, questions, names, first, last) -> None:
+    """Calls that hang or kill the process (that test fails, the process is started again, the rest is graded), attacks on the judge, and metadata oddities."""
     # (Lab 0: only the first hidden test of pixel_accuracy passes scores with 9 rows and labels with 7)
     add(Case("sleeps_in_a_call", f"{last}: sleeps for ever in one hidden test", "graded",
              {last: round(questions[last]["points"] * 2 / 3, 4)}, feedback=("time limit",)),

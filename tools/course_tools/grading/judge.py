@@ -394,81 +394,62 @@ class Judge:
 
     def _grade(self, nb: dict, lab: LabTests, limits: Limits, work: Path) -> Outcome:
         started = time.monotonic()
-        deadline = started + limits.timeout
         audit: list | None = [] if limits.audit else None
         out = Outcome(status="graded", scores={q.name: 0.0 for q in lab.questions})
         out.flags = review_findings(nb, lab)
-        restarts, lost, process = 0, "", None
-
-        def start() -> StudentProcess:
-            p = StudentProcess(self.server, work, self.slot, limits, audit)
-            p.wait_ready(deadline, nb)
-            return p
-
+        session = _Session(self, nb, work, limits, audit, deadline=started + limits.timeout)
         try:
-            process = start()
+            session.start()
         except NotebookFailed as failed:
             out.status, out.note = failed.status, failed.note
             out.times = {"start": 0.0, "notebook": time.monotonic() - started, "tests": 0.0}
             out.audit = audit or []
             return out
-        out.errors = process.report["errors"]
-        out.times = dict(process.times)
+        out.errors = session.process.report["errors"]
+        out.times = dict(session.process.times)
         tests_started = time.monotonic()
         previous = signal.signal(signal.SIGALRM, _alarm)
         try:
             for q in lab.questions:
-                test_file = _test_file(q.name, lab.tests[q.name])
-                results, cases = [], []
-                violations: list[str] = []
-                for tc in test_file.test_cases:
-                    if process is None and not lost and restarts < limits.max_restarts and time.monotonic() < deadline:
-                        restarts += 1
-                        try:
-                            process = start()
-                        except NotebookFailed as failed:
-                            lost = failed.note
-                    case_started = time.monotonic()
-                    if process is None:
-                        passed, message = False, f"not run: {lost or 'the notebook process was lost too often'}"
-                    elif time.monotonic() >= deadline:
-                        passed, message = False, f"not run: the submission ran past its time limit ({limits.timeout:.0f} s)"
-                        out.status = "timeout"
-                    else:
-                        passed, message, broken = self._run_case(process, tc, q, limits, deadline)
-                        violations += process.link.violations
-                        process.link.violations = []
-                        if broken:
-                            process.kill()
-                            process = None
-                            what = ("the notebook's code ran past a test's time limit" if broken == "hung"
-                                    else "the notebook's process stopped answering")
-                            out.note = out.note or f"{what} during the tests of {q.name}; its process was started again"
-                    cases.append({"name": getattr(getattr(tc.body, "test_func", None), "__name__", tc.name),
-                                  "hidden": bool(tc.hidden), "points": float(tc.points or 0),
-                                  "passed": passed, "message": message[:1500],
-                                  "seconds": round(time.monotonic() - case_started, 3)})
-                    results.append(_result(tc, passed, message))
-                test_file.test_case_results = results
-                out.questions[q.name] = {"cases": cases, "violations": sorted(set(violations))}
-                out.scores[q.name] = round(float(test_file.score), 4)
+                self._grade_question(session, q, lab.tests[q.name], out)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-            if process is not None:
-                process.close()
+            session.close()
         out.times["tests"] = time.monotonic() - tests_started
-        for q_name, found in rule_findings(nb, lab).items():
-            out.questions[q_name]["violations"] = sorted(set(out.questions[q_name]["violations"]) | set(found))
-        broken_rules = [q.name for q in lab.questions if out.questions[q.name]["violations"]]
-        for name in broken_rules:
-            out.scores[name] = 0.0
-        if broken_rules:
-            out.flags = [f"broke the by-hand rule of {', '.join(broken_rules)}"] + out.flags
-        if out.status == "graded" and out.flags:
-            out.status = "flagged"
+        _apply_rules(out, nb, lab)
         out.audit = audit or []
         return out
+
+    def _grade_question(self, session: "_Session", q: Question, source: str, out: Outcome) -> None:
+        """Run every test case of one question in the student's process, restarting it if it is lost."""
+        test_file = _test_file(q.name, source)
+        results, cases, violations = [], [], []
+        for tc in test_file.test_cases:
+            process = session.alive()
+            case_started = time.monotonic()
+            if process is None:
+                passed, message = False, f"not run: {session.lost or 'the notebook process was lost too often'}"
+            elif time.monotonic() >= session.deadline:
+                passed, message = False, f"not run: the submission ran past its time limit ({session.limits.timeout:.0f} s)"
+                out.status = "timeout"
+            else:
+                passed, message, broken = self._run_case(process, tc, q, session.limits, session.deadline)
+                violations += process.link.violations
+                process.link.violations = []
+                if broken:
+                    session.drop()
+                    what = ("the notebook's code ran past a test's time limit" if broken == "hung"
+                            else "the notebook's process stopped answering")
+                    out.note = out.note or f"{what} during the tests of {q.name}; its process was started again"
+            cases.append({"name": getattr(getattr(tc.body, "test_func", None), "__name__", tc.name),
+                          "hidden": bool(tc.hidden), "points": float(tc.points or 0),
+                          "passed": passed, "message": message[:1500],
+                          "seconds": round(time.monotonic() - case_started, 3)})
+            results.append(_result(tc, passed, message))
+        test_file.test_case_results = results
+        out.questions[q.name] = {"cases": cases, "violations": sorted(set(violations))}
+        out.scores[q.name] = round(float(test_file.score), 4)
 
     def _run_case(self, process: StudentProcess, tc, q: Question, limits: Limits, deadline: float):
         """Run one test case; return (passed, message, why the process must be replaced or "")."""
@@ -508,6 +489,53 @@ class Judge:
                 link.deadline = None
                 link.proxies.clear()
         return passed, message, broken
+
+
+class _Session:
+    """The student's process during one grading: started once, started again (at most
+    ``limits.max_restarts`` times) after a test kills or loses it, within the submission's deadline."""
+
+    def __init__(self, judge: Judge, nb: dict, work: Path, limits: Limits, audit: list | None, deadline: float):
+        self.judge, self.nb, self.work, self.limits, self.audit, self.deadline = judge, nb, work, limits, audit, deadline
+        self.process: StudentProcess | None = None
+        self.restarts, self.lost = 0, ""
+
+    def start(self) -> None:
+        self.process = StudentProcess(self.judge.server, self.work, self.judge.slot, self.limits, self.audit)
+        self.process.wait_ready(self.deadline, self.nb)
+
+    def alive(self) -> StudentProcess | None:
+        """The process, started again if it was lost and restarts and time are left; else ``None``."""
+        if self.process is None and not self.lost and self.restarts < self.limits.max_restarts and time.monotonic() < self.deadline:
+            self.restarts += 1
+            try:
+                self.start()
+            except NotebookFailed as failed:
+                self.process, self.lost = None, failed.note
+        return self.process
+
+    def drop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+        self.process = None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.close()
+
+
+def _apply_rules(out: Outcome, nb: dict, lab: LabTests) -> None:
+    """Add the source check's findings to those seen while the tests ran; a question that broke its
+    by-hand rule scores 0 and the submission is flagged for review."""
+    for q_name, found in rule_findings(nb, lab).items():
+        out.questions[q_name]["violations"] = sorted(set(out.questions[q_name]["violations"]) | set(found))
+    broken_rules = [q.name for q in lab.questions if out.questions[q.name]["violations"]]
+    for name in broken_rules:
+        out.scores[name] = 0.0
+    if broken_rules:
+        out.flags = [f"broke the by-hand rule of {', '.join(broken_rules)}"] + out.flags
+    if out.status == "graded" and out.flags:
+        out.status = "flagged"
 
 
 def _result(tc, passed: bool, message: str):

@@ -25,7 +25,7 @@ Values inside a message (:class:`Encoder`, :class:`Decoder`):
 ``{"$module": "torch.nn.modules.conv.Conv2d", ..}``  an ``nn.Module`` as data: its class from a fixed
                                                     list (``torch.nn`` and ``course_utils``), plain
                                                     attributes, weights, children
-``{"$object": "course_utils.dag.LayerDAG", ..}``     a ``course_utils`` object (or a
+``{"$object": "course_utils.nets.dag.Node", ..}``   a ``course_utils`` object (or a
                                                     ``TensorDataset``) as data: class, attributes
 ``{"$ref": 7, "type": "UpBlock"}``                   an object that stays in its own process: the
                                                     other side gets a proxy and can only send
@@ -345,28 +345,50 @@ class Decoder:
         if "idx" in data and isinstance(data["idx"], int) and data["idx"] in self._done and tag in ("$t", "$module", "$object"):
             return self._done[data["idx"]]
         body = data[tag]
-        if tag in ("$list", "$tuple", "$set"):
-            items = [self.decode(v, depth + 1) for v in self._array(body)]
-            return items if tag == "$list" else tuple(items) if tag == "$tuple" else set(items)
-        if tag == "$dict":
-            out = {}
-            for pair in self._array(body):
-                if not isinstance(pair, list) or len(pair) != 2:
-                    raise WireError("a dict entry must be a [key, value] pair")
-                key = self.decode(pair[0], depth + 1)
-                try:
-                    out[key] = self.decode(pair[1], depth + 1)
-                except TypeError:
-                    raise WireError("a dict key that cannot be hashed") from None
-            return out
-        if tag == "$float":
-            if body not in ("nan", "inf", "-inf"):
-                raise WireError(f"bad float {body!r}")
-            return float(body)
+        if tag in ("$list", "$tuple", "$set", "$dict"):
+            return self._container(tag, body, depth)
+        if tag in ("$float", "$npscalar", "$size", "$dtype", "$device", "$slice", "$generator"):
+            return self._small(tag, data, depth)
         if tag == "$t":
             return self._tensor(data)
         if tag == "$np":
             return self._table(body).numpy().copy()
+        if tag == "$module":
+            return self._module(data, depth)
+        if tag == "$object":
+            return self._object(data, depth)
+        if tag == "$ref":
+            return self.proxy(data)
+        if tag == "$same":
+            if not isinstance(body, int) or not 0 <= body < len(self.same):
+                raise WireError("a reference to an object the request did not carry")
+            return self.same[body]
+        if tag == "$fn" and self.trusted:
+            return self._function(body)
+        raise WireError(f"{tag!r} cannot cross in this direction")
+
+    def _container(self, tag: str, body, depth: int):
+        if tag != "$dict":
+            items = [self.decode(v, depth + 1) for v in self._array(body)]
+            return items if tag == "$list" else tuple(items) if tag == "$tuple" else set(items)
+        out = {}
+        for pair in self._array(body):
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise WireError("a dict entry must be a [key, value] pair")
+            key = self.decode(pair[0], depth + 1)
+            try:
+                out[key] = self.decode(pair[1], depth + 1)
+            except TypeError:
+                raise WireError("a dict key that cannot be hashed") from None
+        return out
+
+    def _small(self, tag: str, data: dict, depth: int):
+        """A float that JSON cannot hold, a NumPy scalar, a size, dtype, device, slice or generator."""
+        body = data[tag]
+        if tag == "$float":
+            if body not in ("nan", "inf", "-inf"):
+                raise WireError(f"bad float {body!r}")
+            return float(body)
         if tag == "$npscalar":
             dtype = np.dtype(body) if isinstance(body, str) else None
             if dtype is None or dtype.kind not in NUMPY_KINDS or not isinstance(data.get("v"), (bool, int, float)):
@@ -389,35 +411,26 @@ class Decoder:
             if len(parts) != 3 or not all(p is None or isinstance(p, int) for p in parts):
                 raise WireError("bad slice")
             return slice(*parts)
-        if tag == "$generator":
-            g = torch.Generator()
-            state = self.decode(body, depth + 1)
-            if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
-                raise WireError("bad generator state")
-            g.set_state(state)
-            return g
-        if tag == "$module":
-            return self._module(data, depth)
-        if tag == "$object":
-            return self._object(data, depth)
-        if tag == "$ref":
-            return self.proxy(data)
-        if tag == "$same":
-            if not isinstance(body, int) or not 0 <= body < len(self.same):
-                raise WireError("a reference to an object the request did not carry")
-            return self.same[body]
-        if tag == "$fn" and self.trusted:
-            if not isinstance(body, str) or not body.startswith(FUNCTION_PREFIXES + MODULE_PREFIXES):
-                raise WireError(f"not a library function: {body!r}")
-            module, _, name = body.rpartition(".")
-            try:
-                return getattr(importlib.import_module(module), name)
-            except (ImportError, AttributeError, ValueError):
-                obj = importlib.import_module(module.rpartition(".")[0])
-                for part in (module.rpartition(".")[2], name):
-                    obj = getattr(obj, part)
-                return obj
-        raise WireError(f"{tag!r} cannot cross in this direction")
+        g = torch.Generator()  # "$generator"
+        state = self.decode(body, depth + 1)
+        if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
+            raise WireError("bad generator state")
+        g.set_state(state)
+        return g
+
+    @staticmethod
+    def _function(body):
+        """A library function the judge names (only the judge may send one)."""
+        if not isinstance(body, str) or not body.startswith(FUNCTION_PREFIXES + MODULE_PREFIXES):
+            raise WireError(f"not a library function: {body!r}")
+        module, _, name = body.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            obj = importlib.import_module(module.rpartition(".")[0])
+            for part in (module.rpartition(".")[2], name):
+                obj = getattr(obj, part)
+            return obj
 
     @staticmethod
     def _array(body) -> list:

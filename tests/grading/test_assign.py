@@ -1,0 +1,184 @@
+"""``make assign`` and the instructor's side of ``make grade``: what assign writes (student notebook,
+questions in lab order with their rules, the by-hand check students see in ``grader.check``, the
+Gradescope zip), how a batch finds submissions and where it writes, and Gradescope's entry point.
+The grades themselves are checked case by case in tests/test_hostile.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import PYTHON, REPO
+from course_tools.grading import batch
+from course_tools.grading.assign import discover_labs, question_order
+from course_tools.grading.leaks import find_leaks, hidden_test_lines, readable_text, solution_lines, visible_lines
+
+LABS = discover_labs()
+IDS = [lab.name for lab in LABS]
+
+
+def lab_test_files(assigned: Path, lab) -> dict:
+    return {p.stem: p.read_text() for p in sorted((assigned / lab.name / "tests").glob("*.py"))}
+
+
+@pytest.mark.parametrize("lab", LABS, ids=IDS)
+def test_assign_writes_the_student_notebook_and_the_questions_in_lab_order(assigned, lab):
+    out = assigned / lab.name
+    assert (out / "student" / f"{lab.name}.ipynb").is_file() and (out / f"{lab.name}-autograder.zip").is_file()
+    meta = json.loads((out / "questions.json").read_text())
+    assert [q["name"] for q in meta["questions"]] == question_order(lab.master), "questions in the order students meet them"
+    assert meta["title"].startswith("Lab ")
+    rules = lab.grading_spec().get("by_hand") or {}
+    for q in meta["questions"]:
+        assert q["public"] > 0 and q["hidden"] > 0, f"question {q['name']} needs public and hidden tests"
+        assert q["names"], f"the tests of {q['name']} take no name from the notebook"
+        assert (q["rule"] is not None) == (q["name"] in rules)
+        if q["rule"]:
+            assert q["rule"]["names"] == q["names"] and q["rule"]["rule"] and q["rule"]["example"]
+
+
+def test_question_names_are_unique_across_labs(assigned):
+    seen = {}
+    for lab in LABS:
+        for q in json.loads((assigned / lab.name / "questions.json").read_text())["questions"]:
+            assert q["name"] not in seen, f"question {q['name']!r} appears in {seen.get(q['name'])} and {lab.name}"
+            seen[q["name"]] = lab.name
+
+
+@pytest.mark.parametrize("lab", LABS, ids=IDS)
+def test_student_notebook_holds_no_solution_and_no_hidden_test(assigned, lab):
+    text = readable_text(assigned / lab.name / "student" / f"{lab.name}.ipynb")
+    visible = visible_lines(lab.master)
+    solutions = solution_lines(lab.master) - visible
+    assert solutions, "the leak scan found no solution lines in the master: is it marked with # BEGIN SOLUTION?"
+    assert not find_leaks(text, solutions), "solution lines leaked into the student notebook"
+    hidden = hidden_test_lines(lab_test_files(assigned, lab)) - visible
+    assert hidden, "the leak scan found no hidden-test lines"
+    assert not find_leaks(text, hidden), "hidden-test lines leaked into the student notebook"
+    assert "hidden=True" not in text and "BEGIN SOLUTION" not in text
+
+
+def _answer_namespace(nb_path: Path, names: list[str]) -> dict:
+    """The cells of a notebook that define ``names``, run (with the lab's usual imports)."""
+    env: dict = {}
+    exec("import torch\nimport torch.nn.functional as F\nfrom torch import nn", env)
+    for cell in nbformat.read(nb_path, as_version=4).cells:
+        if cell.cell_type == "code" and any(f"def {n}(" in cell.source for n in names):
+            exec(cell.source, env)
+    return env
+
+
+def test_grader_check_shows_students_the_by_hand_rule_the_grader_enforces(assigned):
+    """The student notebook's public tests of a ruled question end with the rule's check: it passes on
+    the solution, and names the rule when an answer makes the forbidden call."""
+    from otter.test_files import ExceptionTestFile
+
+    lab = LABS[0]
+    meta = json.loads((assigned / lab.name / "questions.json").read_text())
+    ruled = [q for q in meta["questions"] if q["rule"]]
+    assert ruled, "Lab 0 has a by-hand question"
+    q = ruled[0]
+    student = nbformat.read(assigned / lab.name / "student" / f"{lab.name}.ipynb", as_version=4)
+    source = student.metadata["otter"]["tests"][q["name"]]
+    assert "def test_follows_the_by_hand_rule(env)" in source and q["rule"]["rule"] in source
+
+    def run(env):
+        tf = ExceptionTestFile.from_string(source, path=f"{q['name']}.py")
+        tf.run(env)
+        return {r.test_case.name: r for r in tf.test_case_results}
+
+    env = _answer_namespace(assigned / lab.name / "autograder" / f"{lab.name}.ipynb", q["names"])
+    results = run(env)
+    assert all(r.passed for r in results.values()), {n: r.message for n, r in results.items() if not r.passed}
+    fn = q["names"][0]
+    honest = env[fn]
+    env[fn] = lambda *a, **k: (eval(q["rule"]["example"], env), honest(*a, **k))[1]
+    results = run(env)
+    failed = [r for r in results.values() if not r.passed]
+    assert len(failed) == 1 and q["rule"]["rule"] in failed[0].message, "only the rule's check fails, and it says why"
+
+
+def test_the_gradescope_zip_runs_this_grader_with_the_courses_python(assigned):
+    lab = LABS[0]
+    with zipfile.ZipFile(assigned / lab.name / f"{lab.name}-autograder.zip") as z:
+        names = set(z.namelist())
+        run_autograder = z.read("run_autograder").decode()
+        setup = z.read("setup.sh").decode()
+        requirements = z.read("requirements.txt").decode()
+    command = [line for line in run_autograder.splitlines() if line.startswith("exec ")]
+    assert len(command) == 1 and "course_tools.grading.gradescope" in command[0] and "otter" not in command[0]
+    assert "python=3.11" in setup and "/opt/" in setup, "Python 3.11 where the unprivileged notebook user can read it"
+    assert {"questions.json", f"student/{lab.name}.ipynb"} <= names
+    assert any(n.startswith("tests/") for n in names) and any(n.startswith("files/course_tools_src/course_tools/") for n in names)
+    assert not any(n.startswith("autograder/") or "course_tools_src/tests" in n for n in names), "no solution notebook"
+    assert "torch==" in requirements and "safetensors==" in requirements
+
+
+@pytest.mark.grading
+def test_gradescope_entry_grades_a_nested_submission_into_results_json(assigned, tmp_path):
+    lab = LABS[0]
+    root = tmp_path / "autograder"
+    (root / "source").mkdir(parents=True)
+    with zipfile.ZipFile(assigned / lab.name / f"{lab.name}-autograder.zip") as z:
+        z.extractall(root / "source")
+    (root / "submission" / "upload").mkdir(parents=True)
+    shutil.copy(assigned / lab.name / "autograder" / f"{lab.name}.ipynb", root / "submission" / "upload" / "mine.ipynb")
+    proc = subprocess.run([PYTHON, "-I", "-m", "course_tools.grading.gradescope", str(root)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    possible = sum(t["max_score"] for t in results["tests"])
+    assert results["score"] == pytest.approx(possible) and possible == 8
+    assert [t["name"] for t in results["tests"]] == question_order(lab.master)
+    if os.geteuid() == 0:
+        assert (root / "source").stat().st_mode & 0o077 == 0, "the tests must be unreadable to the notebook's user"
+
+
+def test_submissions_are_found_in_nested_folders_and_every_student_gets_a_row(tmp_path):
+    (tmp_path / "alice" / "week1").mkdir(parents=True)
+    (tmp_path / "alice" / "week1" / "lab.ipynb").write_text("{}")
+    (tmp_path / "alice" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "alice" / ".ipynb_checkpoints" / "lab-checkpoint.ipynb").write_text("{}")
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "bob" / "report.pdf").write_text("%PDF")
+    (tmp_path / "carol.ipynb").write_text("{}")
+    (tmp_path / "notes.txt").write_text("not a notebook")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.ipynb").write_text("{}")
+    found = {s.name: (s.path is not None, s.problem) for s in batch.find_submissions(tmp_path)}
+    assert found == {"alice/week1/lab.ipynb": (True, ""), "bob/": (False, "this folder holds no notebook (.ipynb)"),
+                     "carol.ipynb": (True, ""), "notes.txt": (True, "")}
+
+
+def test_a_folder_without_any_notebook_is_an_error(tmp_path):
+    (tmp_path / "readme.txt").write_text("nothing here")
+    with pytest.raises(SystemExit, match="no notebook"):
+        batch.find_submissions(tmp_path)
+    with pytest.raises(SystemExit, match="not a folder"):
+        batch.find_submissions(tmp_path / "missing")
+
+
+def test_each_run_writes_a_folder_of_its_own_and_never_mixes_with_another(tmp_path, monkeypatch):
+    monkeypatch.setattr(batch, "REPO", tmp_path)
+    first, second = batch.run_folder("00_getting_started", None, False), batch.run_folder("00_getting_started", None, False)
+    assert first != second and first.parent == second.parent == tmp_path / "_grades" / "00_getting_started"
+    assert (first.parent / "latest").resolve() == second.resolve()
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "gradebook.csv").write_text("old")
+    with pytest.raises(SystemExit, match="--force"):
+        batch.run_folder("00_getting_started", out, False)
+    assert batch.run_folder("00_getting_started", out, True) == out and not (out / "gradebook.csv").exists()
+
+
+def test_make_grade_passes_its_options_to_the_grader():
+    proc = subprocess.run(["make", "-n", "grade", "LAB=00_getting_started", "SUBMISSIONS=somewhere",
+                           "GRADE_ARGS=--jobs 3 --timeout 600"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "course_tools.grading.batch 00_getting_started somewhere --jobs 3 --timeout 600" in proc.stdout

@@ -1,0 +1,85 @@
+"""The setup cell's machinery: device choice, run profiles, seeds and sizes."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils import runtime
+
+
+def test_device_falls_back_to_cpu_without_accelerators(monkeypatch):
+    monkeypatch.delenv(runtime.DEVICE_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: False)
+    assert runtime.get_device() == torch.device("cpu")
+
+
+def test_device_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.delenv(runtime.DEVICE_ENV, raising=False)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.get_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.get_device().type == "mps"
+
+
+def test_forcing_a_missing_cuda_device_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        runtime.get_device("cuda")
+
+
+def test_profile_follows_device_unless_overridden(monkeypatch):
+    monkeypatch.delenv(runtime.PROFILE_ENV, raising=False)
+    assert runtime.get_profile(torch.device("cpu")) == "cpu"
+    assert runtime.get_profile(torch.device("cuda")) == "gpu"
+    assert runtime.get_profile(torch.device("mps")) == "gpu"
+    monkeypatch.setenv(runtime.PROFILE_ENV, "ci")
+    assert runtime.get_profile(torch.device("cuda")) == "ci"
+    monkeypatch.setenv(runtime.PROFILE_ENV, " GPU ")
+    assert runtime.get_profile(torch.device("cpu")) == "gpu"
+
+
+def test_unknown_profile_is_rejected(monkeypatch):
+    monkeypatch.setenv(runtime.PROFILE_ENV, "laptop")
+    with pytest.raises(ValueError, match="not a run profile"):
+        runtime.get_profile()
+
+
+def test_seed_everything_makes_python_numpy_and_torch_repeat():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(3)
+
+    runtime.seed_everything(7)
+    a = draw()
+    runtime.seed_everything(7)
+    b = draw()
+    assert a[0] == b[0] and a[1] == b[1]
+    torch.testing.assert_close(a[2], b[2], rtol=0, atol=0)
+
+
+def test_sizes_for_picks_the_profile_and_checks_every_profile_has_the_same_keys():
+    sizes = runtime.sizes_for("cpu", ci=dict(n=1), cpu=dict(n=10), gpu=dict(n=100))
+    assert sizes.n == 10
+    with pytest.raises(ValueError, match="missing"):
+        runtime.sizes_for("cpu", ci=dict(n=1), cpu=dict(n=10))
+    with pytest.raises(ValueError, match="same sizes"):
+        runtime.sizes_for("cpu", ci=dict(n=1), cpu=dict(n=10, m=2), gpu=dict(n=100))
+    with pytest.raises(ValueError, match="unknown profile"):
+        runtime.sizes_for("tpu", ci=dict(n=1), cpu=dict(n=10), gpu=dict(n=100))
+
+
+def test_setup_prints_profile_device_and_versions(capsys, monkeypatch):
+    monkeypatch.setenv(runtime.PROFILE_ENV, "ci")
+    info = runtime.setup(seed=3)
+    out = capsys.readouterr().out
+    assert info.profile == "ci" and info.seed == 3
+    assert "profile : ci" in out and f"torch {torch.__version__}" in out and "device" in out
+
+
+def test_best_time_returns_the_shortest_of_several_calls():
+    calls = []
+    t = runtime.best_time(lambda: calls.append(1), repeats=4, warmup=2)
+    assert len(calls) == 6 and 0 <= t < 1

@@ -1,0 +1,719 @@
+"""The website as readers see it, in a real browser.
+
+The built site is served on 127.0.0.1 and read by Debian's Chromium (driven by Playwright; no
+browser is downloaded). Every page listed in ``_toc.yml`` is visited once, in reading order,
+arriving by its "next" link or its sidebar link alternately (and the last page's "previous" link is
+clicked at the end); on each page the walk records console
+errors, failed requests, the state of the mathematics, every image, the navigation links, the
+launch and download buttons and the page's weight, and saves a full-page screenshot to
+``_build/screenshots/`` for review. The tests below then check what the walk recorded, so a failure
+names the page and the element. Nothing leaves the machine: requests to any other address are
+blocked and reported as failures (the site ships its own MathJax, see ``tools/course_tools/book.py``).
+
+Run only these tests with ``pytest -m browser`` (the book is built first, as ``make book`` does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlsplit
+
+import pytest
+import yaml
+
+from helpers import REPO
+
+browser = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # belt and braces: no host name resolves, so nothing but 127.0.0.1 can be reached
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+SCREENSHOTS = REPO / "_build" / "screenshots"
+PAGE_LIMIT = 2_000_000    # bytes: one page's HTML plus the images it loads
+SITE_LIMIT = 50_000_000   # bytes: the whole of _build/html
+VIEWPORT = {"width": 1280, "height": 900}
+TIMEOUT_MS = 20_000
+# text that means mathematics was left unrendered (code blocks are not searched)
+RAW_TEX = ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{")
+# markers of the instructor's version of a lab (otter-grader's master format)
+MASTER_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN QUESTION", "BEGIN TESTS", "BEGIN HIDDEN TESTS")
+
+
+# --- the table of contents ---------------------------------------------------------------------
+
+def toc_pages() -> list[str]:
+    """Every page of ``_toc.yml`` in reading order (the order of the book's next/previous links)."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    pages = [_strip_suffix(toc["root"])]
+
+    def walk(node):
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if "file" in node:
+                pages.append(_strip_suffix(node["file"]))
+            if "glob" in node:
+                found = sorted({_strip_suffix(str(p.relative_to(REPO))) for ext in ("md", "ipynb")
+                                for p in REPO.glob(f"{node['glob']}.{ext}")})
+                pages.extend(found)
+            for key in ("parts", "chapters", "sections"):
+                if key in node:
+                    walk(node[key])
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return list(dict.fromkeys(pages))
+
+
+def _strip_suffix(file: str) -> str:
+    return re.sub(r"\.(md|ipynb|rst)$", "", str(file))
+
+
+def is_notebook_page(page: str) -> bool:
+    """A page whose source is a notebook (an .ipynb, or MyST Markdown with a kernelspec): it gets
+    launch buttons."""
+    if (REPO / f"{page}.ipynb").is_file():
+        return True
+    md = REPO / f"{page}.md"
+    if not md.is_file():
+        return False
+    front = re.match(r"---\n(.*?)\n---", md.read_text(encoding="utf8"), re.S)
+    return bool(front and "kernelspec" in front.group(1))
+
+
+def is_lab_page(page: str) -> bool:
+    return re.fullmatch(r"labs/[^/]+/student/[^/]+", page) is not None
+
+
+def book_config() -> dict:
+    return yaml.safe_load((REPO / "_config.yml").read_text())
+
+
+# --- serving the site and recording what the browser sees --------------------------------------
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@dataclass
+class Visit:
+    page: str
+    url: str
+    arrived_by: str = ""
+    problems: list[str] = field(default_factory=list)       # navigation that did not work
+    console: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    documents: dict[str, int] = field(default_factory=dict)  # url -> HTTP status
+    loaded: dict[str, str] = field(default_factory=dict)     # url -> resource type
+    info: dict = field(default_factory=dict)                 # what the page's DOM said
+    animations: list[str] = field(default_factory=list)      # problems with JavaScript animations
+    screenshot: Path | None = None
+    weight: int = 0
+    weight_all: int = 0
+
+    @property
+    def status(self) -> int | None:
+        return self.documents.get(self.url)
+
+
+class Recorder:
+    """Attributes every console message, request and response to the page being visited."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.current: Visit | None = None
+        self._origin = {}
+        self.blocked: set[str] = set()
+        self._answered_badly = set()
+
+    def start(self, visit: Visit) -> Visit:
+        self.current = visit
+        return visit
+
+    def attach(self, context, page):
+        context.route("**/*", self._route)
+        page.on("console", self._console)
+        page.on("pageerror", lambda err: self.current.console.append(f"uncaught JavaScript error: {err}"))
+        page.on("request", lambda req: self._origin.__setitem__(req, self.current))
+        page.on("requestfailed", self._request_failed)
+        page.on("response", self._response)
+
+    def _route(self, route):
+        url = route.request.url
+        if url.startswith(self.base + "/") or url == self.base:
+            route.continue_()
+        else:
+            self.blocked.add(url)
+            visit = self._origin.get(route.request, self.current)
+            visit.failed.append(f"request to a non-local address (the site must work offline): {url}")
+            route.abort("blockedbyclient")
+
+    def _console(self, msg):
+        # "Failed to load resource" repeats a failed request, which is reported with its URL
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            loc = msg.location or {}
+            where = f" ({loc.get('url', '')}:{loc.get('lineNumber', '')})" if loc.get("url") else ""
+            self.current.console.append(f"{msg.text}{where}")
+
+    def _request_failed(self, request):
+        visit = self._origin.pop(request, self.current)
+        failure = request.failure or "failed"
+        if request.url in self.blocked or request in self._answered_badly:
+            return
+        if "ERR_ABORTED" in failure and visit is not self.current:
+            return  # a request of the previous page, cancelled because we navigated away
+        visit.failed.append(f"{request.method} {request.url}: {failure}")
+
+    def _response(self, response):
+        visit = self._origin.get(response.request, self.current)
+        url, status = response.url, response.status
+        if response.request.resource_type == "document":
+            visit.documents[urldefrag(url)[0]] = status
+        if status >= 400:
+            self._answered_badly.add(response.request)
+            visit.failed.append(f"HTTP {status} for {url}")
+        elif url.startswith(self.base):
+            visit.loaded[url] = response.request.resource_type
+
+
+def local_file(html: Path, base: str, url: str) -> Path | None:
+    if not url.startswith(base):
+        return None
+    path = unquote(urlsplit(url).path).lstrip("/")
+    target = html / path
+    if target.is_dir():
+        target = target / "index.html"
+    return target if target.is_file() else None
+
+
+# --- what a page's DOM says --------------------------------------------------------------------
+
+INSPECT_JS = r"""
+async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const describe = (el) => {
+    const parts = [];
+    for (let e = el; e && e !== document.body && parts.length < 4; e = e.parentElement) {
+      let s = e.tagName.toLowerCase();
+      if (e.id) { parts.unshift(s + '#' + e.id); break; }
+      const cls = [...e.classList].slice(0, 2).join('.');
+      if (cls) s += '.' + cls;
+      const same = e.parentElement ? [...e.parentElement.children].filter((c) => c.tagName === e.tagName) : [];
+      if (same.length > 1) s += `:nth-of-type(${same.indexOf(e) + 1})`;
+      parts.unshift(s);
+    }
+    const section = el.closest('section[id]');
+    return parts.join(' > ') + (section ? ` (in section #${section.id})` : '');
+  };
+  const visible = (el) => (el.checkVisibility ? el.checkVisibility() : el.offsetParent !== null);
+
+  // images: load the lazy ones now and wait until every image has loaded or failed
+  for (const img of document.images) if (img.loading === 'lazy') img.loading = 'eager';
+  await Promise.race([
+    Promise.all([...document.images].map((img) => img.complete ? null : new Promise((r) => {
+      img.addEventListener('load', r); img.addEventListener('error', r); }))),
+    sleep(10000)]);
+
+  // mathematics: MathJax's startup promise resolves once the page is typeset
+  let mathjax = 'not loaded';
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    try {
+      const done = await Promise.race([MathJax.startup.promise.then(() => true), sleep(15000).then(() => false)]);
+      mathjax = done ? 'typeset' : 'timed out typesetting';
+    } catch (e) { mathjax = 'failed: ' + e; }
+  } else if (window.MathJax) {
+    mathjax = 'configured, but the MathJax script did not run';
+  }
+  if (document.fonts) await Promise.race([document.fonts.ready, sleep(5000)]);
+
+  const code = 'pre, code, script, style, textarea, noscript, mjx-container';
+  const maths = [...document.querySelectorAll('span.math, div.math')].filter((el) => !el.parentElement.closest(code));
+  const unrendered = maths.filter((el) => !el.querySelector('mjx-container'))
+                          .map((el) => `${describe(el)}: ${el.textContent.replace(/\s+/g, ' ').trim().slice(0, 60)}`);
+  const rawTex = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, el = node.parentElement;
+    if (!el || el.closest(code) || !visible(el)) continue;
+    const text = node.textContent;
+    for (const token of %RAW_TEX%) {
+      const i = text.indexOf(token);
+      if (i >= 0) { rawTex.push(`${describe(el)}: ${JSON.stringify(text.slice(Math.max(0, i - 30), i + 40))}`); break; }
+    }
+  }
+
+  const links = (sel) => [...document.querySelectorAll(sel)].map((a) => ({
+    text: a.textContent.trim().replace(/\s+/g, ' '), href: a.href, visible: visible(a)}));
+  const one = (sel) => { const a = document.querySelector(sel); return a ? a.href : null; };
+  const prose = [...document.querySelectorAll('article p, article li')]
+    .filter((e) => !e.closest('.cell, pre, .output, .cell_output')).map((e) => e.innerText).join(' ');
+  return {
+    title: (document.querySelector('article h1, main h1') || {}).textContent || '',
+    mathjax, math_count: maths.length, unrendered, raw_tex: rawTex,
+    images: [...document.images].map((img) => ({
+      where: describe(img), src: (img.getAttribute('src') || '').slice(0, 70), alt: img.getAttribute('alt'),
+      natural_width: img.naturalWidth})),
+    prev: one('a.left-prev'), next: one('a.right-next'),
+    sidebar: links('nav.bd-docs-nav a[href]'),
+    launch: links('.dropdown-launch-buttons a[href]'),
+    downloads: links('.dropdown-download-buttons a[href]'),
+    animations: [...document.querySelectorAll('img[id^="_anim_img"]')].map((img) => img.id),
+    article_text: (document.querySelector('article') || document.body).innerText,
+    code_text: [...document.querySelectorAll('article pre')].map((p) => p.innerText).join('\n'),
+    prose,
+  };
+}
+""".replace("%RAW_TEX%", json.dumps(list(RAW_TEX)))
+
+
+def _settle(page):
+    try:
+        page.wait_for_load_state("networkidle", timeout=10_000)
+    except Exception:  # a page that keeps the network busy is still inspected; failures are recorded
+        pass
+
+
+def inspect(page, visit: Visit, html: Path, base: str):
+    t = [time.perf_counter()]
+    visit.info = page.evaluate(INSPECT_JS)  # waits for the images, MathJax and the fonts
+    t.append(time.perf_counter())
+    _settle(page)  # anything still loading is loaded (or has failed, and is recorded) before we move on
+    t.append(time.perf_counter())
+    visit.screenshot = SCREENSHOTS / (visit.page.replace("/", "__") + ".jpg")
+    # JPEG: a long page encodes in half the time of a PNG, and reads as well for a review
+    page.screenshot(path=str(visit.screenshot), full_page=True, type="jpeg", quality=70)
+    t.append(time.perf_counter())
+    visit.info["timing"] = [round(b - a, 2) for a, b in zip(t, t[1:])]
+    # weight: the HTML plus the images the page loaded (data-URI images are inside the HTML)
+    files = {url: local_file(html, base, url) for url in visit.loaded}
+    visit.weight = sum(f.stat().st_size for url, f in files.items()
+                       if f is not None and visit.loaded[url] in ("document", "image"))
+    visit.weight_all = sum(f.stat().st_size for f in files.values() if f is not None)
+    for anim_id in visit.info["animations"]:
+        try:
+            problem = play_animation(page, anim_id)
+        except Exception as exc:  # a player that cannot be driven at all is a failure of this page, not of the walk
+            problem = f"could not be played: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        if problem:
+            visit.animations.append(f"animation img#{anim_id}: {problem}")
+
+
+def play_animation(page, img_id: str) -> str | None:
+    """Step a matplotlib ``to_jshtml`` player one frame, then play it: the frame must change each
+    time. Returns what went wrong, or None."""
+    frame = f"document.getElementById({json.dumps(img_id)}).src"
+    player = page.locator(f'div.animation:has(img[id="{img_id}"])')
+    for control in ("Next frame", "Play"):
+        button = player.locator(f'button[aria-label="{control}"], button[title="{control}"]').first
+        if button.count() == 0:
+            return f"has no '{control}' button"
+        before = page.evaluate(frame)
+        button.click(timeout=5_000)
+        try:
+            page.wait_for_function(f"() => {frame} !== {json.dumps(before)}", timeout=5_000)
+        except Exception:
+            return f"the frame did not change after a click on '{control}'"
+    pause = player.locator('button[aria-label="Pause"], button[title="Pause"]').first
+    if pause.count():
+        pause.click()
+    return None
+
+
+# --- the walk through the book ----------------------------------------------------------------
+
+@dataclass
+class Walk:
+    base: str
+    html: Path
+    pages: list[str]
+    visits: dict[str, Visit]
+    extra: list[Visit]
+    seconds: float
+    cpu_seconds: float = 0.0  # this process, the Playwright driver and the browser: a figure that load does not inflate
+
+    def url(self, page: str) -> str:
+        return f"{self.base}/{page}.html"
+
+    def page_of(self, url: str | None) -> str | None:
+        if not url:
+            return None
+        path = urldefrag(url)[0].split("?")[0]
+        for page in self.pages:
+            if path == self.url(page):
+                return page
+        return None
+
+
+@pytest.fixture(scope="module")
+def site(built_book):
+    html = built_book["html"]
+    if not (html / "index.html").is_file():
+        proc = built_book["process"]
+        pytest.fail(f"the book was not built (see test_book.py):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(html)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield html, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def chromium(site):
+    if not CHROMIUM.is_file():
+        pytest.fail(f"the browser tests need a Chromium or Chrome at {CHROMIUM}: `make test` finds or installs one "
+                    "(tools/course_tools/browser.py), or set COURSE_CHROMIUM=/path/to/chromium; deselect them with "
+                    "-m 'not browser'")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the browser tests need the playwright package (a dev dependency: run `make`)")
+    html, base = site
+    with sync_playwright() as p:
+        browser_ = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser_.new_context(viewport=VIEWPORT, service_workers="block")
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        recorder = Recorder(base)
+        recorder.attach(context, page)
+        try:
+            yield context, page, recorder
+        finally:
+            context.close()
+            browser_.close()
+
+
+def _click_to(page, locator, url: str) -> str | None:
+    """Click ``locator`` and wait until the page at ``url`` has loaded; return what went wrong."""
+    try:
+        with page.expect_navigation(wait_until="load", timeout=TIMEOUT_MS):
+            locator.click()
+    except Exception as exc:
+        return f"clicking it did not load a page ({type(exc).__name__})"
+    arrived = urldefrag(page.url)[0]
+    return None if arrived == url else f"it led to {arrived}"
+
+
+@pytest.fixture(scope="module")
+def walk(site, chromium) -> Walk:
+    html, base = site
+    context, page, recorder = chromium
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in [*SCREENSHOTS.glob("*.png"), *SCREENSHOTS.glob("*.jpg")]:
+        old.unlink()
+    pages = toc_pages()
+    w = Walk(base, html, pages, {}, [], 0.0)
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    for i, name in enumerate(pages):
+        url = w.url(name)
+        visit = w.visits[name] = recorder.start(Visit(name, url))
+        if i == 0:
+            visit.arrived_by = "the site's front door (index.html)"
+            page.goto(base + "/", wait_until="load")
+            try:
+                page.wait_for_url(url, timeout=5_000)
+            except Exception:
+                visit.problems.append(f"{base}/ did not lead to the root page {url} (it stayed at {page.url})")
+                page.goto(url, wait_until="load")
+        else:
+            previous = pages[i - 1]
+            # alternate the two ways a reader moves on, so both are exercised by real clicks
+            by_sidebar = i % 2 == 0
+            link, how = None, "the 'next' link"
+            if by_sidebar:
+                index = page.evaluate(
+                    "(url) => [...document.querySelectorAll('nav.bd-docs-nav a[href]')]"
+                    ".findIndex((a) => a.href.split('#')[0] === url && a.checkVisibility())", url)
+                if index >= 0:
+                    link, how = page.locator("nav.bd-docs-nav a[href]").nth(index), "the sidebar link"
+            if link is None:
+                link = page.locator("a.right-next").first
+            visit.arrived_by = f"{how} of {previous}"
+            problem = _click_to(page, link, url) if link.count() else "there is no such link"
+            if problem:
+                w.visits[previous].problems.append(f"{how} to {name}: {problem}")
+                page.goto(url, wait_until="load")
+        inspect(page, visit, html, base)
+    # the one link that the walk does not click: "previous"
+    if len(pages) > 1:
+        last, before = pages[-1], pages[-2]
+        back = recorder.start(Visit(f"{before} (again, by 'previous')", w.url(before), arrived_by=f"the 'previous' link of {last}"))
+        w.extra.append(back)
+        problem = _click_to(page, page.locator("a.left-prev").first, back.url) if page.locator("a.left-prev").count() \
+            else "there is no such link"
+        if problem:
+            w.visits[last].problems.append(f"the 'previous' link to {before}: {problem}")
+        _settle(page)
+    w.seconds = time.perf_counter() - started
+    w.cpu_seconds = _cpu_seconds() - cpu_started
+    return w
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its children that are still running (the browser)."""
+    try:
+        import psutil
+    except ImportError:
+        return 0.0
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
+def _report(lines: list[str], what: str, per_page: int = 12) -> str:
+    """The failure message: one line per problem, at most ``per_page`` lines for any one page."""
+    shown, hidden = [], Counter()
+    for line in lines:
+        page = line.split(": ", 1)[0]
+        if sum(1 for s in shown if s.split(": ", 1)[0] == page) < per_page:
+            shown.append(line)
+        else:
+            hidden[page] += 1
+    shown += [f"{page}: ... and {n} more" for page, n in hidden.items()]
+    return f"{what}:\n  " + "\n  ".join(shown)
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+@browser
+def test_every_page_loads_without_console_errors_or_failed_requests(walk):
+    bad = []
+    for visit in [*walk.visits.values(), *walk.extra]:
+        if visit.status != 200:
+            bad.append(f"{visit.page}: the page itself answered HTTP {visit.status} ({visit.url})")
+        bad += [f"{visit.page}: console error: {msg}" for msg in visit.console]
+        bad += [f"{visit.page}: failed request: {msg}" for msg in visit.failed]
+    assert not bad, _report(bad, "pages that did not load cleanly")
+
+
+@browser
+def test_mathematics_is_rendered_by_mathjax(walk):
+    bad = []
+    for visit in walk.visits.values():
+        info = visit.info
+        if info["math_count"] and info["mathjax"] != "typeset":
+            bad.append(f"{visit.page}: {info['math_count']} formulas but MathJax {info['mathjax']}")
+        bad += [f"{visit.page}: formula not rendered: {where}" for where in info["unrendered"]]
+        bad += [f"{visit.page}: raw TeX in the visible text: {where}" for where in info["raw_tex"]]
+    assert not bad, _report(bad, "mathematics left unrendered")
+    assert any(v.info["math_count"] for v in walk.visits.values()), "no page has any mathematics: is the math parser on?"
+
+
+@browser
+def test_every_image_has_decoded_and_has_alt_text(walk):
+    bad = []
+    for visit in walk.visits.values():
+        for img in visit.info["images"]:
+            where = f"{visit.page}: <img> {img['where']} (src {img['src']!r})"
+            if not img["natural_width"]:
+                bad.append(f"{where} did not decode (naturalWidth 0)")
+            alt = (img["alt"] or "").strip()
+            if not alt:
+                bad.append(f"{where} has no alt text")
+            elif img["src"] and not img["src"].startswith("data:") and alt in (img["src"], img["src"].rsplit("/", 1)[-1]):
+                bad.append(f"{where} has its file name as alt text (no alt was given)")
+    assert not bad, _report(bad, "images that readers (or screen readers) cannot see")
+
+
+@browser
+def test_next_previous_and_sidebar_links_lead_to_pages_that_load(walk):
+    bad = [f"{v.page}: {p}" for v in walk.visits.values() for p in v.problems]
+    loaded = {walk.url(p) for p, v in walk.visits.items() if v.status == 200}
+    for i, name in enumerate(walk.pages):
+        info = walk.visits[name].info
+        expected_prev = walk.url(walk.pages[i - 1]) if i > 0 else None
+        expected_next = walk.url(walk.pages[i + 1]) if i + 1 < len(walk.pages) else None
+        for which, href, expected in (("previous", info["prev"], expected_prev), ("next", info["next"], expected_next)):
+            target = urldefrag(href)[0] if href else None
+            if expected and target != expected:
+                bad.append(f"{name}: the '{which}' link goes to {target}, expected {expected} (the order of _toc.yml)")
+            elif target and target not in loaded:
+                bad.append(f"{name}: the '{which}' link goes to {target}, which did not load")
+        targets = {urldefrag(link["href"])[0] for link in info["sidebar"]}
+        for target in sorted(targets - loaded):
+            bad.append(f"{name}: a sidebar link goes to {target}, which is not a page of _toc.yml that loaded")
+        for missing in sorted({walk.url(p) for p in walk.pages} - targets):
+            bad.append(f"{name}: the sidebar has no link to {missing}")
+    assert not bad, _report(bad, "navigation that does not work")
+
+
+@browser
+def test_every_page_has_a_full_page_screenshot(walk):
+    missing = [v.page for v in walk.visits.values() if not (v.screenshot and v.screenshot.is_file()
+                                                            and v.screenshot.stat().st_size > 0)]
+    assert not missing, f"pages without a screenshot in {SCREENSHOTS}: {missing}"
+    heaviest = max(walk.visits.values(), key=lambda v: v.weight)
+    print(f"browser: {len(walk.visits)} pages walked in {walk.seconds:.1f} s ({walk.cpu_seconds:.0f} s of CPU), "
+          f"{len(walk.visits)} screenshots in {SCREENSHOTS.relative_to(REPO)}/, heaviest page {heaviest.page} "
+          f"({heaviest.weight / 1e3:.0f} kB of HTML and images)")
+
+
+@browser
+def test_each_page_and_the_whole_site_stay_light(walk):
+    heavy = [f"{v.page}: {v.weight / 1e6:.2f} MB of HTML and images" for v in walk.visits.values() if v.weight > PAGE_LIMIT]
+    assert not heavy, _report(heavy, f"pages over {PAGE_LIMIT / 1e6:.0f} MB")
+    total = sum(f.stat().st_size for f in walk.html.rglob("*") if f.is_file())
+    assert total < SITE_LIMIT, f"_build/html is {total / 1e6:.1f} MB, over {SITE_LIMIT / 1e6:.0f} MB"
+    _write_summary(walk, total)
+
+
+def _write_summary(walk: Walk, total: int):
+    heaviest = max(walk.visits.values(), key=lambda v: v.weight)
+    summary = {
+        "pages_tested": len(walk.visits),
+        "screenshots": sorted(str(v.screenshot.relative_to(REPO)) for v in walk.visits.values() if v.screenshot),
+        "heaviest_page": {"page": heaviest.page, "html_and_images_bytes": heaviest.weight},
+        "site_bytes": total,
+        "walk_seconds": round(walk.seconds, 1),
+        "walk_cpu_seconds": round(walk.cpu_seconds, 1),
+        "pages": {v.page: {"html_and_images_bytes": v.weight, "all_resources_bytes": v.weight_all,
+                           "arrived_by": v.arrived_by, "formulas": v.info["math_count"],
+                           "images": len(v.info["images"]),
+                           "seconds_inspect_settle_screenshot": v.info.get("timing")}
+                  for v in walk.visits.values()},
+    }
+    (SCREENSHOTS / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+@browser
+def test_notebook_pages_have_launch_buttons_for_the_repository(walk):
+    config = book_config()
+    repo_url = config["repository"]["url"].rstrip("/")
+    repo_path = urlsplit(repo_url).path.strip("/")
+    services = {key: url.rstrip("/") for key, url in (config.get("launch_buttons") or {}).items()
+                if key.endswith("_url") and url}
+    assert services, "_config.yml configures no launch buttons (binderhub_url, jupyterhub_url, colab_url)"
+    bad, checked = [], 0
+    for name, visit in walk.visits.items():
+        if not is_notebook_page(name):
+            continue
+        checked += 1
+        hrefs = [unquote(link["href"]) for link in visit.info["launch"]]
+        for key, service in services.items():
+            mine = [h for h in hrefs if h.startswith(service)]
+            if not mine:
+                bad.append(f"{name}: no launch button for {key} ({service})")
+            elif not any(repo_path in h for h in mine):
+                bad.append(f"{name}: the {key} launch button does not open the repository {repo_url}: {mine[0]}")
+    assert checked, "no page of _toc.yml is a notebook, so no launch button was checked"
+    assert not bad, _report(bad, "launch buttons missing")
+
+
+@browser
+def test_lab_pages_show_the_student_version_with_a_working_download_link(walk, chromium):
+    context, _page, _recorder = chromium
+    labs = [p for p in walk.pages if is_lab_page(p)]
+    assert labs, "_toc.yml lists no lab page (labs/*/student/*)"
+    bad = []
+    for name in labs:
+        info = walk.visits[name].info
+        for marker in MASTER_MARKERS:
+            if marker in info["article_text"]:
+                bad.append(f"{name}: the page shows {marker!r}: it is the instructor's version, not the student's")
+        stem = name.rsplit("/", 1)[-1]
+        links = [link["href"] for link in info["downloads"] if urlsplit(link["href"]).path.endswith(f"/{stem}.ipynb")]
+        if not links:
+            bad.append(f"{name}: no download link for {stem}.ipynb in the download menu ({[l['href'] for l in info['downloads']]})")
+            continue
+        response = context.request.get(links[0])
+        if response.status != 200:
+            bad.append(f"{name}: the download link {links[0]} answers HTTP {response.status}")
+            continue
+        text = response.text()
+        try:
+            nb = json.loads(text)
+        except ValueError:
+            bad.append(f"{name}: the download {links[0]} is not JSON")
+            continue
+        cells = nb.get("cells")
+        if not isinstance(cells, list) or not cells:
+            bad.append(f"{name}: the downloaded notebook has no cells")
+            continue
+        bad += [f"{name}: the downloaded notebook contains {m!r}" for m in MASTER_MARKERS if m in text]
+        assignment = nb.get("metadata", {}).get("otter", {}).get("assignment_name")
+        if assignment != stem:
+            bad.append(f"{name}: the downloaded notebook's otter assignment name is {assignment!r}, not {stem!r}")
+        if "hidden=True" in text:
+            bad.append(f"{name}: the downloaded notebook carries hidden tests")
+        # the page shows this notebook: its answer cells, with the `...` students fill in, are on the page
+        shown = re.sub(r"\s+", " ", info["code_text"])
+        blanks = [_source(c) for c in cells if c.get("cell_type") == "code" and re.search(r"(^|[=(\s])\.\.\.\s*$", _source(c), re.M)]
+        if not blanks:
+            bad.append(f"{name}: the downloaded notebook has no `...` for students to fill in")
+        for source in blanks:
+            if re.sub(r"\s+", " ", source).strip() not in shown:
+                bad.append(f"{name}: the answer cell {source.strip()[:60]!r} of the student notebook is not on the page")
+    assert not bad, _report(bad, "lab pages")
+
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+@browser
+def test_search_finds_a_word_from_a_chapter_page(walk, chromium):
+    _context, page, recorder = chromium
+    chapters = [p for p in walk.pages if p.startswith("chapters/") and walk.visits[p].info["prose"].strip()]
+    assert chapters, "no chapter page with text in _toc.yml"
+    chapter = chapters[0]
+    words = Counter(w.lower() for w in re.findall(r"\b[A-Za-z]{8,}\b", walk.visits[chapter].info["prose"]))
+    word = sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    visit = recorder.start(Visit(f"search.html?q={word}", f"{walk.base}/search.html"))
+    page.goto(f"{walk.base}/search.html?q={word}", wait_until="load")
+    page.wait_for_function(
+        "() => { const h = document.querySelector('#search-results h2'); return h && h.textContent.startsWith('Search Results'); }",
+        timeout=TIMEOUT_MS)
+    _settle(page)
+    found = page.evaluate("() => [...document.querySelectorAll('#search-results ul.search li a')].map((a) => a.href)")
+    pages = {walk.page_of(href) for href in found}
+    assert chapter in pages, f"searching for {word!r} (on {chapter}) found {found or 'nothing'}"
+    problems = visit.console + visit.failed
+    assert not problems, _report(problems, "the search page did not work cleanly")
+
+
+@browser
+def test_animations_play_when_their_controls_are_clicked(walk):
+    pages = {name: v for name, v in walk.visits.items() if v.info["animations"]}
+    assert "chapters/03_upsampling_transposed_conv" in pages, (
+        "chapter 3's transposed-convolution player (matplotlib's to_jshtml: img#_anim_img...) was not found on its page")
+    bad = [f"{name}: {problem}" for name, v in pages.items() for problem in v.animations]
+    assert not bad, _report(bad, "animations that do not play")
+
+
+def test_binder_environment_spec_installs_the_course_with_the_pinned_versions():
+    """The launch buttons start the labs on Binder or a JupyterHub from ``.binder/``."""
+    binder = REPO / ".binder"
+    requirements = (binder / "requirements.txt").read_text()
+    post_build = (binder / "postBuild").read_text()
+    assert os.access(binder / "postBuild", os.X_OK), ".binder/postBuild must be executable"
+    assert "-c ../constraints.txt" in requirements, "Binder must install the versions pinned in constraints.txt"
+    assert "download.pytorch.org/whl/cpu" in requirements, "Binder has no GPU: torch should be the CPU build"
+    pinned = {line.split("==")[0].lower() for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line}
+    wanted = [re.split(r"[<>=\[ ;]", line.strip())[0].lower() for line in requirements.splitlines()
+              if line.strip() and not line.lstrip().startswith(("#", "-"))]
+    assert wanted and not [w for w in wanted if w not in pinned], f"unpinned in constraints.txt: {[w for w in wanted if w not in pinned]}"
+    assert "pip install" in post_build and "./tools" in post_build and "course_tools.grading.assign" in post_build
+    runtime = (binder / "runtime.txt").read_text().strip()
+    assert re.fullmatch(r"python-3\.1[1-9]", runtime), runtime
