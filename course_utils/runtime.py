@@ -32,6 +32,7 @@ import torch
 PROFILES = ("ci", "cpu", "gpu")
 PROFILE_ENV = "COURSE_PROFILE"
 DEVICE_ENV = "COURSE_DEVICE"
+THREADS_ENV = "COURSE_THREADS"
 DEFAULT_SEED = 0
 
 
@@ -70,6 +71,59 @@ def get_profile(device: torch.device | None = None) -> str:
         return forced
     device = device if device is not None else get_device()
     return "gpu" if device.type in ("cuda", "mps") else "cpu"
+
+
+def choose_threads(profile: str) -> int:
+    """How many CPU threads torch should use for this profile's small networks.
+
+    The course's networks are small: a batch of 48-pixel scenes is a few milliseconds of work
+    per layer, so threads that wait for a busy core cost more than they add. On an idle two-core
+    machine two threads train Lab 0's net 1.7x faster than one; with one core busy they are
+    1.3-2x *slower* (measured for the chapter-0 and chapter-4 nets, see the README). So:
+
+    * ``ci`` uses one thread (tiny sizes, machines shared with other tests);
+    * ``cpu`` and ``gpu`` use the cores this process may run on, less those other programs keep
+      busy while :func:`setup` runs, and at least one;
+    * ``COURSE_THREADS`` overrides both.
+    """
+    forced = os.environ.get(THREADS_ENV, "").strip()
+    if forced:
+        if not forced.isdigit() or int(forced) < 1:
+            raise ValueError(f"{THREADS_ENV}={forced!r} must be a whole number of threads, 1 or more")
+        return int(forced)
+    if profile == "ci":
+        return 1
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    return max(1, len(cores) - _busy_cores(cores))
+
+
+def _busy_cores(cores: list[int], seconds: float = 0.2) -> int:
+    """How many of ``cores`` other programs keep busy: sampled from ``/proc/stat`` for a moment
+    while this process sleeps (Linux), else the one-minute load average, else none."""
+
+    def sample() -> dict[int, tuple[int, int]]:
+        times = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+                    ticks = [int(x) for x in fields]
+                    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+                    times[int(name[3:])] = (sum(ticks), idle)
+        return times
+
+    try:
+        before = sample()
+        time.sleep(seconds)
+        after = sample()
+    except OSError:
+        return int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    busy = 0.0
+    for core, (total, idle) in after.items():
+        spent = total - before[core][0]
+        if spent > 0:
+            busy += 1 - (idle - before[core][1]) / spent
+    return round(busy)
 
 
 def seed_everything(seed: int = DEFAULT_SEED, deterministic: bool = True) -> None:
@@ -123,6 +177,7 @@ class Setup:
     device: torch.device
     profile: str
     seed: int
+    threads: int = 1
 
     def describe(self) -> str:
         from importlib.metadata import version  # not the imports themselves: scikit-learn alone takes a second
@@ -131,6 +186,7 @@ class Setup:
             f"profile : {self.profile}  (set {PROFILE_ENV}=ci|cpu|gpu to override)",
             f"device  : {self.device}" + (f" ({torch.cuda.get_device_name(0)})" if self.device.type == "cuda" else ""),
             f"seed    : {self.seed}",
+            f"threads : {self.threads}  (CPU threads for torch; set {THREADS_ENV} to override)",
             f"python  : {platform.python_version()}   torch {torch.__version__}   numpy {np.__version__}",
             f"          matplotlib {version('matplotlib')}   scikit-learn {version('scikit-learn')}   "
             f"scikit-image {version('scikit-image')}",
@@ -144,10 +200,9 @@ def setup(seed: int = DEFAULT_SEED, quiet: bool = False) -> Setup:
     seed_everything(seed)
     device = get_device()
     profile = get_profile(device)
-    if profile == "ci":
-        # ci sizes are tiny: one thread is faster than several fighting over a busy machine
-        torch.set_num_threads(1)
-    info = Setup(device=device, profile=profile, seed=seed)
+    threads = choose_threads(profile)
+    torch.set_num_threads(threads)
+    info = Setup(device=device, profile=profile, seed=seed, threads=threads)
     if not quiet:
         print(info.describe(), file=sys.stdout)
     return info

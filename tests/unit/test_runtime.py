@@ -1,6 +1,10 @@
 """The setup cell's machinery: device choice, run profiles, seeds and sizes."""
 
+import os
 import random
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -83,3 +87,42 @@ def test_best_time_returns_the_shortest_of_several_calls():
     calls = []
     t = runtime.best_time(lambda: calls.append(1), repeats=4, warmup=2)
     assert len(calls) == 6 and 0 <= t < 1
+
+
+def test_threads_ci_uses_one_and_the_environment_overrides(monkeypatch):
+    monkeypatch.delenv(runtime.THREADS_ENV, raising=False)
+    assert runtime.choose_threads("ci") == 1
+    monkeypatch.setenv(runtime.THREADS_ENV, "3")
+    assert runtime.choose_threads("ci") == 3
+    assert runtime.choose_threads("cpu") == 3
+    monkeypatch.setenv(runtime.THREADS_ENV, "two")
+    with pytest.raises(ValueError, match="whole number of threads"):
+        runtime.choose_threads("cpu")
+
+
+def test_threads_leave_out_the_cores_other_programs_keep_busy(monkeypatch):
+    monkeypatch.delenv(runtime.THREADS_ENV, raising=False)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("needs two cores to keep one busy")
+    # pin a busy loop on the first core this process may use; that core must not get a thread
+    spin = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cores[0]}}})\nwhile True: pass"])
+    try:
+        time.sleep(0.5)
+        assert runtime._busy_cores(cores) >= 1
+        assert 1 <= runtime.choose_threads("cpu") <= len(cores) - 1
+    finally:
+        spin.kill()
+        spin.wait()
+
+
+def test_setup_sets_and_reports_the_thread_count(capsys, monkeypatch):
+    monkeypatch.setenv(runtime.PROFILE_ENV, "cpu")
+    monkeypatch.setenv(runtime.THREADS_ENV, "1")
+    before = torch.get_num_threads()
+    try:
+        info = runtime.setup(seed=0)
+        assert info.threads == 1 and torch.get_num_threads() == 1
+        assert "threads : 1" in capsys.readouterr().out
+    finally:
+        torch.set_num_threads(before)
