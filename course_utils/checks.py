@@ -6,6 +6,8 @@ Taught in {ref}`sec-setup` (chapter 0): "read the error: it says which shape it 
 
 from __future__ import annotations
 
+import dis
+
 import numpy as np
 import torch
 
@@ -23,7 +25,7 @@ def _a(word: str) -> str:
 def describe(x) -> str:
     """``a float32 tensor of shape (2, 3)``, ``a NumPy int64 array of shape (4,)``, ``a list``, ``None``."""
     if isinstance(x, torch.Tensor):
-        return f"a {str(x.dtype).removeprefix('torch.')} tensor of shape {tuple(x.shape)}"
+        return f"{_a(str(x.dtype).removeprefix('torch.'))} tensor of shape {tuple(x.shape)}"
     if isinstance(x, np.ndarray):
         return f"a NumPy {x.dtype} array of shape {x.shape}"
     if x is None:
@@ -46,7 +48,9 @@ def tensor(x, name: str, *, ndim: int | None = None, layout: str = "", kind: str
             cause = "; drop the extra dimension with x[0]"
         else:
             cause = ""
-        raise ValueError(f"{name} expects a tensor of shape {layout}, got {describe(x)}{cause}" + (f"; {hint}" if hint else ""))
+        wrong_kind = kind is not None and not KINDS[kind][1](x.dtype)
+        raise ValueError(f"{name} expects a tensor of shape {layout}, got {describe(x)}{cause}"
+                         + (f"; {hint}" if hint and wrong_kind else ""))
     if kind is not None:
         word, ok = KINDS[kind]
         if not ok(x.dtype):
@@ -166,3 +170,55 @@ def returned(value, expected: tuple, what: str) -> torch.Tensor:
         cause = ": is it written yet (is its body still `...`)?" if value is None else ""
         raise ValueError(f"{what} should return a tensor of shape {tuple(expected)}, got {describe(value)}{cause}")
     return value
+
+
+def device(value, name: str) -> torch.device:
+    """A device this machine has: ``"cuda"`` without a CUDA GPU (or ``"mps"`` without Apple's) is an
+    error that points at the device the setup cell chose."""
+    try:
+        d = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise TypeError(f"{name} expects a device (the `device` the setup cell chose), got {describe(value)}"
+                        + (f" ({value!r})" if isinstance(value, str) else "")) from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}: device {str(value)!r} needs a CUDA GPU, and this machine has none that torch "
+                         f"{torch.__version__} can use; pass the `device` the setup cell chose")
+    if d.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"{name}: device {str(value)!r} needs Apple's GPU (MPS), which this machine does not have; "
+                         "pass the `device` the setup cell chose")
+    return d
+
+
+def _unwritten(answer) -> bool:
+    """Whether an answer is still the hand-out's placeholder: ``...`` itself, a function whose body
+    is only ``...`` (or a docstring, or ``pass``), or a class with such a method."""
+    if answer is Ellipsis:
+        return True
+    if isinstance(answer, type):
+        own = [v for v in vars(answer).values() if callable(v) and getattr(v, "__module__", None) == answer.__module__]
+        return any(_unwritten(v) for v in own)
+    code = getattr(getattr(answer, "__func__", answer), "__code__", None)
+    if code is None:
+        return False
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("RESUME", "NOP", "RETURN_VALUE") or (ins.opname in ("LOAD_CONST", "RETURN_CONST") and ins.argval is None):
+            continue
+        return False
+    return True
+
+
+def answered(question: str, *answers) -> bool:
+    """``True`` when every one of ``answers`` (functions, classes or values) is written; otherwise
+    print one line saying which question to finish first and return ``False``.
+
+    A lab's demo cells run only ``if answered("Question 2", pixel_accuracy):``, so that *Run All*
+    on an unfinished notebook reaches the end: each cell that needs a missing answer says so and
+    the next one runs. A written answer that is wrong still runs, and its error is shown.
+    """
+    missing = [f"`{a.__name__}`" if hasattr(a, "__name__") else "an answer" for a in answers if _unwritten(a)]
+    if missing:
+        names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+        one = len(missing) == 1
+        print(f"skipped: this cell needs {names} from {question}, which {'is' if one else 'are'} not written yet; "
+              f"finish {'it' if one else 'them'} first, then run this cell again")
+    return not missing

@@ -264,6 +264,11 @@ def compose_scenes(
     n = _check_count(n)
     H, W = _check_size(size)
     objects, scale = _check_options(objects, scale, clutter, noise)
+    gh, gw = (int(round(side * scale[0])) for side in glyphs.shape[1:])
+    if objects[1] > 0 and (gh > H or gw > W):
+        raise ValueError(f"scenes of {H}x{W} pixels cannot hold a digit: the glyphs are {glyphs.shape[1]}x{glyphs.shape[2]} "
+                         f"pixels and the scale at least {scale[0]:g}, so the smallest digit is {gh}x{gw}; make the "
+                         "scenes larger or the scale smaller")
     rng = np.random.default_rng(seed)
     images = np.zeros((n, H, W), np.float32)
     labels = np.zeros((n, H, W), np.int64)

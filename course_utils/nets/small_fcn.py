@@ -12,14 +12,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import checks
+
 
 def bilinear_kernel(size: int, channels: int = 1, dtype=torch.float32) -> torch.Tensor:
     """Weights ``(channels, channels, size, size)`` that make ``nn.ConvTranspose2d`` with stride
     ``s = (size + 1) // 2`` (and ``size = 2s`` or ``2s - 1``) perform bilinear interpolation, one
     channel at a time: :math:`w(i, j) = (1 - |i - c| / f)(1 - |j - c| / f)` with :math:`f = s` and
     centre :math:`c`, as in the FCN paper's upsampling layers."""
-    if size < 1:
-        raise ValueError(f"kernel size must be positive, got {size}")
+    size = checks.integer(size, "bilinear_kernel: size", low=1)
+    channels = checks.integer(channels, "bilinear_kernel: channels", low=1)
     factor = (size + 1) // 2
     centre = factor - 1 if size % 2 == 1 else factor - 0.5
     og = torch.arange(size, dtype=torch.float64)

@@ -64,7 +64,7 @@ def fit(
     epochs = checks.integer(epochs, "epochs", low=0) if epochs is not None else None
     max_steps = checks.integer(max_steps, "max_steps", low=0) if max_steps is not None else None
     loss_fn = loss_fn or pixel_loss
-    device = torch.device(device)
+    device = checks.device(device, "fit")
     net.to(device).train()
     generator = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
@@ -93,19 +93,35 @@ def fit(
     return history
 
 
+IGNORED = (255, -100)  # the labels the course's losses skip (ignore_index)
+
+
 def _scores(net, x, y):
     out = net(x)
-    if isinstance(out, torch.Tensor) and out.dim() == 4 and y.dim() == 3 and out.shape[-2:] != y.shape[-2:]:
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the network returned {checks.describe(out)}, not a tensor of scores: does its forward() "
+                        "end with a return?")
+    if out.dim() == 4 and y.dim() == 3 and out.shape[-2:] != y.shape[-2:]:
         raise ValueError(f"the network returned scores of shape {tuple(out.shape)} for labels of shape {tuple(y.shape)}: "
                          "did the network forget to upsample back to the image size?")
+    if out.dim() == y.dim() + 1 and not y.dtype.is_floating_point:
+        if y.dtype != torch.int64:
+            raise TypeError(f"the labels are {checks.describe(y)}; the losses take class indices as int64 "
+                            "(torch.long): convert them with labels.long()")
+        used = y[~torch.isin(y, torch.tensor(IGNORED, device=y.device))]
+        if used.numel() and int(used.max()) >= out.shape[1]:
+            raise ValueError(f"the labels go up to class {int(used.max())} but the network scores only {out.shape[1]} "
+                             f"classes (scores {tuple(out.shape)}); give its last layer one output per class, at least "
+                             f"{int(used.max()) + 1} (num_classes)")
     return out
 
 
 @torch.no_grad()
 def predict(net: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 64) -> torch.Tensor:
     """Scores of ``net`` on ``images`` ``(N, C, H, W)``, computed in batches, returned on the CPU."""
-    if images.dim() != 4:
-        raise ValueError(f"predict expects images of shape (N, C, H, W), got {tuple(images.shape)}")
+    checks.module(net, "predict")
+    checks.images(images, "predict")
+    device = checks.device(device, "predict")
     net.to(device).eval()
     out = [net(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.empty(0)

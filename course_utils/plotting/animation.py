@@ -246,11 +246,14 @@ def transposed_conv_explorer(overlap_fn: Callable, in_size=(4, 4)):
     import ipywidgets as widgets
     from IPython.display import display
 
+    def slider(**kw):  # the label is read whole (the default width cuts "output padding" short)
+        return widgets.IntSlider(style={"description_width": "initial"}, layout=widgets.Layout(width="260px"), **kw)
+
     sliders = dict(
-        kernel_size=widgets.IntSlider(value=3, min=1, max=6, description="kernel"),
-        stride=widgets.IntSlider(value=2, min=1, max=4, description="stride"),
-        padding=widgets.IntSlider(value=0, min=0, max=3, description="padding"),
-        output_padding=widgets.IntSlider(value=0, min=0, max=3, description="out. padding"),
+        kernel_size=slider(value=3, min=1, max=6, description="kernel"),
+        stride=slider(value=2, min=1, max=4, description="stride"),
+        padding=slider(value=0, min=0, max=3, description="padding"),
+        output_padding=slider(value=0, min=0, max=3, description="output padding"),
     )
     out = widgets.Output()
 

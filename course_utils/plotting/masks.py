@@ -6,6 +6,7 @@ Taught in {ref}`sec-course-data` (chapter 0). Masks use a colour-blind-safe pale
 
 from __future__ import annotations
 
+import matplotlib.axes
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -36,33 +37,93 @@ def _as_image(x) -> np.ndarray:
     return x
 
 
-def show_mask(ax, mask, class_names, title: str | None = None, legend: bool = True, alpha: float = 1.0):
-    """Draw an integer mask ``(H, W)`` on ``ax`` with one colour per class and a legend of the
-    classes present. Raises a clear error for a mask that is not 2-D integers."""
+def _class_names(class_names, who: str) -> list[str]:
+    if class_names is None or isinstance(class_names, str) or not hasattr(class_names, "__len__"):
+        raise TypeError(f"{who} needs class_names, one name per class (for the course's data: scenes.class_names), "
+                        f"got {checks.describe(class_names)}")
+    if not 1 <= len(class_names) <= len(PALETTE):
+        raise ValueError(f"{who} draws 1 to {len(PALETTE)} classes, got {len(class_names)} class names")
+    return list(class_names)
+
+
+def _mask(mask, class_names: list[str], who: str) -> np.ndarray:
+    """A mask ``(H, W)`` of class indices in ``[0, len(class_names))``, as a NumPy array."""
+    if not isinstance(mask, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"{who} expects a mask of shape (H, W) (a tensor or an array), got {checks.describe(mask)}")
     m = checks.numpy(mask)
+    floating = m.dtype.kind == "f"
+    if m.ndim == 3 and floating:
+        raise TypeError(f"{who} expects a mask of class indices (H, W), got {checks.describe(mask)}: scores of one "
+                        "image (C, H, W)? take scores.argmax(dim=0) (for a batch (N, C, H, W): scores.argmax(dim=1)[i])")
     if m.ndim != 2:
-        raise ValueError(f"show_mask expects a mask of shape (H, W), got shape {m.shape}")
-    if not np.issubdtype(m.dtype, np.integer):
-        raise TypeError(f"show_mask expects integer class labels, got dtype {m.dtype}; use .argmax(dim=0) on scores")
+        cause = {3: "; one mask of a batch (N, H, W) is masks[i]", 1: "; a mask has two dimensions, (H, W)"}.get(m.ndim, "")
+        raise ValueError(f"{who} expects a mask of shape (H, W), got {checks.describe(mask)}{cause}")
+    if floating or m.dtype.kind not in "iub":
+        raise TypeError(f"{who} expects a mask of integer class indices (H, W), got {checks.describe(mask)}; "
+                        "threshold or round it and call .long() (scores.argmax(dim=0) for one image's scores)")
     k = len(class_names)
     if m.size and (m.min() < 0 or m.max() >= k):
-        raise ValueError(f"mask holds labels in [{m.min()}, {m.max()}] but only {k} class names were given")
-    ax.imshow(m, cmap=mask_cmap(k), vmin=-0.5, vmax=k - 0.5, interpolation="nearest", alpha=alpha)
+        raise ValueError(f"{who}: the mask holds labels {m.min()} to {m.max()}, but only {k} class names were given "
+                         f"({class_names[:4]}{'...' if k > 4 else ''}); pass one name per class")
+    return m.astype(np.int64)
+
+
+def _legend_handles(present, class_names: list[str]) -> list[Patch]:
+    return [Patch(color=PALETTE[c], label=class_names[c]) for c in sorted(int(c) for c in present)]
+
+
+def show_mask(ax, mask, class_names, title: str | None = None, legend: bool = True, alpha: float = 1.0):
+    """Draw an integer mask ``(H, W)`` on the axes ``ax`` with one colour per class and a legend of
+    the classes present. Raises a clear error for anything else."""
+    if not isinstance(ax, matplotlib.axes.Axes):
+        raise TypeError(f"show_mask(ax, mask, class_names) draws on the axes ax (fig, ax = plt.subplots()), "
+                        f"got {checks.describe(ax)} as ax")
+    names = _class_names(class_names, "show_mask")
+    m = _mask(mask, names, "show_mask")
+    ax.imshow(m, cmap=mask_cmap(len(names)), vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest", alpha=alpha)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title)
     if legend:
-        present = np.unique(m)
-        handles = [Patch(color=PALETTE[c], label=class_names[c]) for c in present]
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
+        ax.legend(handles=_legend_handles(np.unique(m), names), loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  fontsize="small", frameon=False)
     return ax
 
 
+def _batch(x, name: str, n: int, image: bool = False):
+    """Check that ``x`` is a batch of at least ``n`` images ``(N, C, H, W)``/``(N, H, W)`` or masks ``(N, H, W)``."""
+    layout = "(N, 1, H, W) or (N, H, W)" if image else "(N, H, W)"
+    if not isinstance(x, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"show_scenes expects {name} as a tensor {layout}, got {checks.describe(x)}")
+    ok = x.ndim in ((3, 4) if image else (3,))
+    if not ok:
+        if x.ndim == 2:
+            cause = f"; a single one? add the batch dimension: {name}[None]"
+        elif not image and x.ndim == 4:
+            cause = f"; scores (N, C, H, W)? pass {name}.argmax(dim=1)"
+        else:
+            cause = ""
+        raise ValueError(f"show_scenes expects {name} of shape {layout}, got {checks.describe(x)}{cause}")
+    if len(x) < n:
+        raise ValueError(f"show_scenes draws {n} scenes but {name} holds {len(x)}")
+
+
 def show_scenes(images, masks=None, class_names=None, predictions=None, n: int = 4, titles=None):
-    """A grid: one column per scene; rows are the image, the true mask and (optionally) a predicted mask."""
+    """A grid: one column per scene; rows are the image, the true mask and (optionally) a predicted
+    mask. One legend, on the right, lists every class drawn in any panel."""
+    checks.integer(n, "show_scenes: n", low=1)
+    _batch(images, "images", 1, image=True)
     n = min(n, len(images))
-    rows = 1 + (masks is not None) + (predictions is not None)
+    groups = [(name, g) for name, g in (("label", masks), ("prediction", predictions)) if g is not None]
+    names = _class_names(class_names, "show_scenes") if groups else None
+    drawn = {}
+    for name, group in groups:  # check everything before drawing, so a mistake leaves no half-drawn figure
+        _batch(group, f"{name}s" if name == "prediction" else "masks", n)
+        drawn[name] = [_mask(group[j], names, f"show_scenes ({name} {j})") for j in range(n)]
+    if titles is not None and len(titles) < n:
+        raise ValueError(f"show_scenes draws {n} scenes but got {len(titles)} titles")
+    rows = 1 + len(groups)
     fig, axes = plt.subplots(rows, n, figsize=(2.4 * n + 1.2, 2.4 * rows), squeeze=False)
     for j in range(n):
         axes[0, j].imshow(_as_image(images[j]), cmap="gray")
@@ -70,14 +131,14 @@ def show_scenes(images, masks=None, class_names=None, predictions=None, n: int =
         axes[0, j].set_yticks([])
         if titles is not None:
             axes[0, j].set_title(titles[j])
-        r = 1
-        for name, group in (("label", masks), ("prediction", predictions)):
-            if group is None:
-                continue
-            show_mask(axes[r, j], group[j], class_names, legend=(j == n - 1))
+        for r, (name, _) in enumerate(groups, start=1):
+            show_mask(axes[r, j], drawn[name][j], names, legend=False)
             if j == 0:
                 axes[r, j].set_ylabel(name)
-            r += 1
     axes[0, 0].set_ylabel("image")
     fig.tight_layout()
+    if groups:
+        present = set().union(*(np.unique(m).tolist() for masks_ in drawn.values() for m in masks_))
+        fig.subplots_adjust(right=1 - 1.3 / fig.get_figwidth())
+        fig.legend(handles=_legend_handles(present, names), loc="center right", fontsize="small", frameon=False)
     return fig

@@ -43,3 +43,54 @@ def test_masks_and_whole_numbers():
     with pytest.raises(ValueError, match="at least 1"):
         checks.integer(0, "factor", low=1)
     assert checks.integer(np.int64(3), "factor") == 3 and checks.integer(torch.tensor(4), "factor") == 4
+
+
+def stub(scores, labels):
+    """Return the mean loss."""
+    ...
+
+
+def passes(x):
+    pass
+
+
+def written(x):
+    return x + 1
+
+
+class StubNet(torch.nn.Module):
+    def forward(self, x):
+        ...
+
+
+class Net(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+
+def test_unwritten_answers_are_the_hand_out_placeholders_only():
+    assert all(checks._unwritten(a) for a in (..., stub, passes, StubNet, StubNet().forward))
+    assert not any(checks._unwritten(a) for a in (written, Net, Net().forward, 0, None, torch.zeros(2), len, lambda x: x))
+
+
+def test_answered_prints_which_question_to_finish_and_says_whether_to_run(capsys):
+    assert checks.answered("Question 2", written, Net, 3.0)
+    assert capsys.readouterr().out == ""
+    assert not checks.answered("Question 2", written, stub)
+    out = capsys.readouterr().out
+    assert out.strip() == ("skipped: this cell needs `stub` from Question 2, which is not written yet; "
+                           "finish it first, then run this cell again")
+    assert not checks.answered("Questions 3 and 4", written, StubNet, passes, ...)
+    assert capsys.readouterr().out.strip() == (
+        "skipped: this cell needs `StubNet`, `passes` and an answer from Questions 3 and 4, which are not written yet; "
+        "finish them first, then run this cell again")
+
+
+def test_device_accepts_this_machines_devices_and_explains_the_others(monkeypatch):
+    assert checks.device("cpu", "fit") == torch.device("cpu")
+    assert checks.device(torch.device("cpu"), "fit") == torch.device("cpu")
+    with pytest.raises(TypeError, match=r"fit expects a device .*got a str \('gpu'\)"):
+        checks.device("gpu", "fit")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        checks.device("cuda:0", "fit")

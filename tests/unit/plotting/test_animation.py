@@ -188,6 +188,14 @@ def test_explorer_builds_headless_and_redraws_on_slider_change():
     assert calls[-1] == ((4, 4), 3, 3, 0, 0)
 
 
+def test_explorer_sliders_show_their_whole_labels():
+    box = transposed_conv_explorer(reference_overlap)
+    sliders = [w for row in box.children[:2] for w in row.children]
+    assert [s.description for s in sliders] == ["kernel", "stride", "padding", "output padding"]
+    # "initial" sizes the label to its text; ipywidgets' default cuts long ones ("out. paddi...")
+    assert {s.style.description_width for s in sliders} == {"initial"}
+
+
 def test_show_animation_wraps_the_player_for_a_notebook(small_html):
     from IPython.display import HTML
 

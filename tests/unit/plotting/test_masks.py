@@ -40,3 +40,16 @@ def test_palette_is_distinct_and_grid_has_one_column_per_scene():
     fig = show_scenes(torch.randn(3, 1, 8, 8), torch.zeros(3, 8, 8, dtype=torch.long), ["bg"], n=3)
     assert len(fig.axes) == 6
     plt.close(fig)
+
+
+def test_show_scenes_has_one_legend_listing_every_class_drawn_in_any_panel():
+    names = ["background", "a", "b", "c", "d", "e"]
+    masks = torch.zeros(3, 4, 4, dtype=torch.long)
+    masks[0, 0, 0], masks[1, 0, 0], masks[2, 0, 0] = 1, 2, 3  # a different class in each scene
+    predictions = torch.zeros(3, 4, 4, dtype=torch.long)
+    predictions[2, 1, 1] = 5  # and one only in a prediction
+    fig = show_scenes(torch.randn(3, 1, 4, 4), masks, names, predictions=predictions, n=3)
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["background", "a", "b", "c", "e"]
+    plt.close(fig)
