@@ -6,7 +6,8 @@ student to write is not here. The grader is instructor tooling (``tools/course_t
 module's docstring names the chapter that teaches its idea.
 """
 
+from .checks import answered
 from .runtime import PROFILES, Setup, get_device, get_profile, seed_everything, setup, sizes_for
 
 __version__ = "0.1.0"
-__all__ = ["PROFILES", "Setup", "get_device", "get_profile", "seed_everything", "setup", "sizes_for"]
+__all__ = ["answered", "PROFILES", "Setup", "get_device", "get_profile", "seed_everything", "setup", "sizes_for"]

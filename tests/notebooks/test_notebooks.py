@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -43,6 +44,35 @@ def test_every_lab_starts_with_its_title_one_line_and_the_same_setup_cell(lab, a
             f"{path.name}: the first cell is the title and one line on what the lab teaches, got {title[:120]!r}")
         assert cells[1].cell_type == "code" and cells[1].source == SETUP_CELL, (
             f"{path.name}: the second cell is the setup cell, the same in every lab, got {cells[1].source[:120]!r}")
+
+
+def run_all(folder: Path, notebook: str, tmp_path: Path):
+    """Run All on a copy of ``folder``, as a student's Jupyter does (the kernel in the notebook's
+    folder, the ci profile); the executed notebook, or nbclient's CellExecutionError at the first
+    exception."""
+    from nbclient import NotebookClient
+
+    work = tmp_path / folder.name
+    shutil.copytree(folder, work)
+    nb = nbformat.read(work / notebook, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+    return nb
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("lab", LABS, ids=[lab.name for lab in LABS])
+def test_run_all_on_the_untouched_hand_out_reaches_the_end(lab, assigned, tmp_path, monkeypatch):
+    """A student who runs every cell before answering anything meets no exception: each cell that
+    needs an unwritten answer says which question to finish, and the next cell runs."""
+    monkeypatch.setenv("COURSE_PROFILE", "ci")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws as a student's does
+    nb = run_all(assigned / lab.name / "student", f"{lab.name}.ipynb", tmp_path)
+    text = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"]
+    skipped = [t for t in text if t.startswith("skipped: ")]
+    assert skipped, "an untouched hand-out should skip the cells that need answers, and say so"
+    line = r"skipped: this cell needs .+ from Questions? [0-9a-z, ]+, which (is|are) not written yet; finish (it|them) first"
+    assert all(re.match(line, t) for t in skipped), skipped
 
 
 RECORDED = sorted((REPO / "labs").glob("*/results_*.json"))
