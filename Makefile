@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml tools/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]" -e ./tools
+	@# kernels on 127.0.0.1 warn at every start that TCP is unencrypted: noise for a student; errors still show
+	@mkdir -p $(VENV)/etc/ipython && echo '{"IPKernelApp": {"log_level": "ERROR"}}' > $(VENV)/etc/ipython/ipython_kernel_config.json
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the pinned versions
@@ -34,13 +36,15 @@ test: install  ## the whole test suite: unit tests, nbval, grading, the book bui
 bench: install  ## time make install and make test from a fresh clone of HEAD, per test group (on an idle machine)
 	$(BIN)/python -m course_tools.bench $(BENCH_ARGS)
 
-lab: install  ## JupyterLab on the labs
-	$(BIN)/jupyter lab --notebook-dir=labs
+lab: install  ## JupyterLab on your own copies of the labs, work/ (made once, never overwritten); flags in LAB_ARGS
+	$(BIN)/python -m course_tools.workspace
+	$(BIN)/jupyter lab --notebook-dir=work $(LAB_ARGS)
 
 grade: install  ## make grade LAB=00_getting_started SUBMISSIONS=path/to/folder [GRADE_ARGS="--jobs 2 --timeout 600"]
 	@if [ -z "$(LAB)" ] || [ -z "$(SUBMISSIONS)" ]; then echo "usage: make grade LAB=00_getting_started SUBMISSIONS=path/to/folder [GRADE_ARGS=...]"; exit 2; fi
 	@[ -f _assign/$(LAB)/questions.json ] || $(BIN)/python -m course_tools.grading.assign $(LAB)
 	$(BIN)/python -m course_tools.grading.batch $(LAB) $(SUBMISSIONS) $(GRADE_ARGS)
 
-clean:  ## remove everything generated (keeps .venv)
-	rm -rf _build _assign _grades labs/*/student .pytest_cache
+clean:  ## remove everything generated (keeps .venv, and work/, which is yours)
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m course_tools.grading.assign --remove-book-copies; else rm -rf labs/*/student; fi
+	rm -rf _build _assign _grades .pytest_cache

@@ -136,6 +136,8 @@ def test_gradescope_entry_grades_a_nested_submission_into_results_json(assigned,
     possible = sum(t["max_score"] for t in results["tests"])
     assert results["score"] == pytest.approx(possible) and possible == 8
     assert [t["name"] for t in results["tests"]] == question_order(lab.master)
+    said = proc.stdout + proc.stderr + json.dumps(results)
+    assert "No log found" not in said and "NaN" not in said, "otter's runner noise is not what students see"
     if os.geteuid() == 0:
         assert (root / "source").stat().st_mode & 0o077 == 0, "the tests must be unreadable to the notebook's user"
 

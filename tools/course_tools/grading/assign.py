@@ -17,7 +17,7 @@ For each lab folder ``labs/NN_slug/`` holding the master ``NN_slug.ipynb``, this
    their rules) and ``NN_slug-autograder.zip`` for Gradescope, whose ``run_autograder`` runs this
    course's grader (:mod:`course_tools.grading.gradescope`), not otter's in-process runner;
 5. with ``--book``, copies each student notebook to ``labs/NN_slug/student/`` where the website
-   picks it up.
+   picks it up, refusing to replace files it did not write there (:func:`copy_for_book`).
 """
 
 from __future__ import annotations
@@ -304,13 +304,48 @@ def assign(lab: Lab, out_root: Path | None = None, quiet: bool = True) -> Path:
     return out
 
 
+MANIFEST = ".generated.json"  # in labs/NN_slug/student/: what copy_for_book wrote there, file by file
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+class WouldLoseWork(RuntimeError):
+    """The book's copy of a student notebook holds files this tool did not write."""
+
+
+def remove_book_copy(lab: Lab) -> None:
+    """Remove ``labs/NN_slug/student/`` if everything in it is what :func:`copy_for_book` wrote
+    (its manifest says so); otherwise raise :class:`WouldLoseWork` with the files that differ."""
+    dest = lab.folder / "student"
+    if not dest.exists():
+        return
+    manifest = dest / MANIFEST
+    written = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    changed = [name for name, digest in _digests(dest).items() if written.get(name) != digest]
+    if changed:
+        raise WouldLoseWork(
+            f"{dest.relative_to(REPO) if dest.is_relative_to(REPO) else dest} holds files that `make assign --book` did "
+            f"not write or that changed since: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}. "
+            "They may be someone's work: move them (students work in work/, see `make lab`), then run again.")
+    shutil.rmtree(dest)
+
+
 def copy_for_book(lab: Lab, out_root: Path | None = None) -> Path:
-    """Put the student notebook (and its data files) where ``_toc.yml`` expects it."""
+    """Put the student notebook (and its data files) where ``_toc.yml`` expects it,
+    ``labs/NN_slug/student/``. The folder is replaced only if everything in it is what this
+    function wrote last time: a notebook someone edited or saved there, or any file added, stops
+    the build with the list (:func:`remove_book_copy`), so no work is lost. Students work in
+    ``work/`` (``make lab``), which no build touches."""
     out_root = out_root or REPO / "_assign"
     dest = lab.folder / "student"
-    if dest.exists():
-        shutil.rmtree(dest)
+    remove_book_copy(lab)
     shutil.copytree(out_root / lab.name / "student", dest)
+    (dest / MANIFEST).write_text(json.dumps(_digests(dest), indent=1) + "\n")
     return dest / f"{lab.name}.ipynb"
 
 
@@ -319,12 +354,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("labs", nargs="*", help="lab names (default: every lab)")
     parser.add_argument("--out", type=Path, default=REPO / "_assign", help="output folder (default: _assign)")
     parser.add_argument("--book", action="store_true", help="also copy student notebooks into labs/*/student for the website")
+    parser.add_argument("--remove-book-copies", action="store_true",
+                        help="only remove labs/*/student (make clean), refusing where a file there was not written by --book")
     args = parser.parse_args(argv)
     labs = [find_lab(n) for n in args.labs] if args.labs else discover_labs()
+    if args.remove_book_copies:
+        try:
+            for lab in labs:
+                remove_book_copy(lab)
+        except WouldLoseWork as stop:
+            print(f"stopped: {stop}", file=sys.stderr)
+            return 1
+        return 0
     for lab in labs:
         assign(lab, args.out, quiet=False)
         if args.book:
-            copy_for_book(lab, args.out)
+            try:
+                copy_for_book(lab, args.out)
+            except WouldLoseWork as stop:
+                print(f"stopped: {stop}", file=sys.stderr)
+                return 1
     return 0
 
 
