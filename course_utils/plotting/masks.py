@@ -1,4 +1,4 @@
-"""Plots the labs share: segmentation masks with a legend, image grids, training curves.
+"""Segmentation masks with a legend, and grids of scenes with their labels and predictions.
 
 Taught in {ref}`sec-course-data` (chapter 0). Masks use a colour-blind-safe palette
 (Okabe and Ito's eight colours, extended with Paul Tol's), background in a neutral grey.

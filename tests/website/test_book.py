@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import re
+from pathlib import Path
 
-from helpers import REPO
+import pytest
+import yaml
+
+from helpers import PYTHON, REPO, run
 from course_tools.grading.assign import discover_labs
 from course_tools.grading.leaks import find_leaks, readable_text
 
@@ -100,3 +105,44 @@ def test_hidden_and_generated_folders_are_not_pages(tmp_path):
     found = set(get_matching_files(tmp_path, include_patterns=["**"], exclude_patterns=excluded))
     assert not found & set(strays), f"these would be read as pages of the book: {sorted(found & set(strays))}"
     assert set(pages) <= found, f"_config.yml excludes pages of the book: {sorted(set(pages) - found)}"
+
+
+CLAIM_PAGE = """---
+jupytext:
+  text_representation: {{format_name: myst}}
+kernelspec: {{name: python3, display_name: Python 3}}
+---
+# A page
+
+```{{code-cell}} ipython3
+from course_utils.claims import claim
+
+claim("FCN-8s beats FCN-32s", {holds}, miu_8=0.66, miu_32=0.07)
+```
+
+FCN-8s reaches {{glue:text}}`miu_8:.2f`.
+"""
+
+
+@pytest.mark.parametrize("holds", ["0.66 > 0.07", "0.66 < 0.07"], ids=["true", "contradicted"])
+def test_a_contradicted_claim_fails_the_book_build(tmp_path, holds):
+    """The build the book uses (jupyter-book -W, with the book's execution settings) stops on a claim
+    its values contradict, and shows the glued value of one that holds."""
+
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    mini = {"title": "claims", "execute": config["execute"] | {"execute_notebooks": "force"}, "sphinx": {"config": {"nb_merge_streams": True}}}
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(mini))
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: page\n")
+    (tmp_path / "page.md").write_text(CLAIM_PAGE.format(holds=holds))
+    env = dict(os.environ, COURSE_PROFILE="ci")
+    env.pop("MPLBACKEND", None)
+    proc = run([Path(PYTHON).with_name("jupyter-book"), "build", str(tmp_path), "-W", "-n", "--keep-going"], env=env)
+    if holds.startswith("0.66 >"):
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        html = (tmp_path / "_build" / "html" / "page.html").read_text()
+        assert re.search(r"FCN-8s reaches (<[^>]+>)?0\.66<", html), "the glued value is on the page"
+    else:
+        assert proc.returncode != 0
+        assert "Executing notebook failed" in proc.stderr
+        report = re.sub(r"\x1b\[[0-9;]*m", "", (tmp_path / "_build" / "html" / "reports" / "page.err.log").read_text())
+        assert "ClaimError: the book says 'FCN-8s beats FCN-32s', but its computed values disagree" in report
