@@ -11,6 +11,8 @@ import dis
 import numpy as np
 import torch
 
+from .runtime import _mps_available
+
 KINDS = {  # kind: (its name, whether a dtype is of that kind)
     "float": ("floating-point", lambda dt: dt.is_floating_point),
     "integer": ("integer", lambda dt: not dt.is_floating_point and not dt.is_complex and dt != torch.bool),
@@ -183,7 +185,7 @@ def device(value, name: str) -> torch.device:
     if d.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{name}: device {str(value)!r} needs a CUDA GPU, and this machine has none that torch "
                          f"{torch.__version__} can use; pass the `device` the setup cell chose")
-    if d.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+    if d.type == "mps" and not _mps_available():
         raise ValueError(f"{name}: device {str(value)!r} needs Apple's GPU (MPS), which this machine does not have; "
                          "pass the `device` the setup cell chose")
     return d

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+from torch.utils.data import TensorDataset  # noqa: E402
 
 from course_utils.data import digit_scenes  # noqa: E402
 from course_utils.nets import SmallFCN, bilinear_kernel, fit, predict  # noqa: E402
@@ -21,17 +22,6 @@ SCENES = digit_scenes(4, 32, split="train", seed=0)
 
 def net(classes=11):
     return SmallFCN(1, classes, width=4, depth=1)
-
-
-class Pairs(torch.utils.data.Dataset):
-    def __init__(self, labels):
-        self.labels = labels
-
-    def __len__(self):
-        return 2
-
-    def __getitem__(self, i):
-        return SCENES.images[i], self.labels[i]
 
 
 class NoReturn(nn.Module):
@@ -79,7 +69,7 @@ MISTAKES = {
         lambda: fit(net(classes=3), SCENES, epochs=1, progress=False),
         ValueError, r"scores only 3 classes .*one output per class, at least \d+"),
     "fit with int32 labels": (
-        lambda: fit(net(), Pairs(SCENES.labels.int()), epochs=1, progress=False),
+        lambda: fit(net(), TensorDataset(SCENES.images, SCENES.labels.int()), epochs=1, progress=False),
         TypeError, r"int32 .*int64 \(torch\.long\): convert them with labels\.long\(\)"),
     "fit with a forward that returns nothing": (
         lambda: fit(NoReturn(), SCENES, epochs=1, progress=False),

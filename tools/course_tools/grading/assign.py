@@ -23,6 +23,7 @@ For each lab folder ``labs/NN_slug/`` holding the master ``NN_slug.ipynb``, this
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import shutil
@@ -308,8 +309,6 @@ MANIFEST = ".generated.json"  # in labs/NN_slug/student/: what copy_for_book wro
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    import hashlib
-
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
 
