@@ -138,7 +138,13 @@ def seed_everything(seed: int = DEFAULT_SEED, deterministic: bool = True) -> Non
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        if "torch._inductor.config" in sys.modules:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        else:
+            # the same switch without importing the compiler (1.7 s at every kernel start; the course
+            # never compiles): torch's deterministic flag, and inductor's flag for when it is imported
+            os.environ["TORCHINDUCTOR_DETERMINISTIC"] = "1"
+            torch._C._set_deterministic_algorithms(True, warn_only=True)
         if hasattr(torch.backends, "cudnn"):
             torch.backends.cudnn.benchmark = False
 

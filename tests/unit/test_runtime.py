@@ -126,3 +126,18 @@ def test_setup_sets_and_reports_the_thread_count(capsys, monkeypatch):
         assert "threads : 1" in capsys.readouterr().out
     finally:
         torch.set_num_threads(before)
+
+
+def test_seeding_asks_for_deterministic_kernels_without_importing_the_compiler():
+    """A fresh process, as a kernel is: torch's flags are those use_deterministic_algorithms sets,
+    and inductor, imported afterwards, is deterministic too."""
+    code = ("import sys, torch\n"
+            "from course_utils.runtime import seed_everything\n"
+            "seed_everything(3)\n"
+            "print('compiler imported:', 'torch._inductor.config' in sys.modules)\n"
+            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())\n"
+            "import torch._inductor.config as c\n"
+            "print('inductor:', c.deterministic)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_DETERMINISTIC"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split("\n")[:3] == ["compiler imported: False", "True True", "inductor: True"], out

@@ -50,8 +50,6 @@ def preload() -> None:
     import torch
 
     torch.set_num_threads(1)  # no torch thread pool exists yet, so forking stays safe
-    # the setup cell of every lab calls this: its first call imports a large part of torch (1 s)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         import io
 
