@@ -3,7 +3,7 @@
 Taught in {ref}`sec-race` (chapter 4), whose numbers come from such a run. A lab run under a
 profile other than ``ci`` writes ``labs/NN_slug/results_<profile>.json``: its numbers and their
 **provenance** (the commit, a hash of the lab's code, the profile, the device, torch's version, the
-seeds, the sizes and the date). A chapter reads the best run recorded (``gpu``, else ``cpu``) with
+seed, the sizes and the date), one run per seed (``make record`` runs a lab for several). A chapter reads the best run recorded (``gpu``, else ``cpu``) with
 :func:`read` and says which one it quotes; a test fails when the lab's code has changed since the
 run (:func:`staleness`), and says how to record it again.
 """
@@ -37,27 +37,65 @@ def _commit(folder: Path) -> str:
         return "unknown"
 
 
-def write(folder, profile: str, device, sizes, seeds: dict, numbers: dict, compact: tuple = ()) -> Path:
-    """Write ``results_<profile>.json`` into the lab's ``folder`` (the one holding its master
-    notebook): ``numbers`` and their provenance; the entries named in ``compact`` (large arrays)
-    go on one line each, so the file stays small and readable. Returns the path."""
+def _dumps(record: dict, compact: tuple) -> str:
+    """JSON with one entry per line, except the entries named in ``compact`` (large arrays), which
+    go on one line each, so the file stays small and readable."""
+    inline = []
+
+    def mark(value):
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for key, item in value.items():
+            if key in compact:
+                inline.append(json.dumps(item, separators=(",", ":")))
+                out[key] = f"@@inline {len(inline) - 1}@@"
+            else:
+                out[key] = mark(item)
+        return out
+
+    text = json.dumps(mark(record), indent=1)
+    for i, value in enumerate(inline):
+        text = text.replace(json.dumps(f"@@inline {i}@@"), value, 1)
+    return text
+
+
+def write(folder, profile: str, device, sizes, seed: int, numbers: dict, compact: tuple = ()) -> Path:
+    """Record one run of a lab in ``results_<profile>.json`` in the lab's ``folder`` (the one holding
+    its master notebook): ``numbers`` and their provenance. Returns the path.
+
+    The file holds one run per seed. A run of the same code, profile, torch version and sizes with
+    another seed joins the runs already there (``make record`` runs a lab once per seed, with
+    ``COURSE_SEED``); a run with the same seed replaces its earlier run; anything else starts the
+    file afresh. The entries named in ``compact`` (large arrays) go on one line each."""
     folder = Path(folder).resolve()
     masters = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if len(masters) != 1:
         raise FileNotFoundError(f"results are written next to the lab's master notebook; {folder} holds {len(masters)}")
-    provenance = {
-        "lab": masters[0].stem, "commit": _commit(folder), "code_hash": code_hash(masters[0]), "profile": profile,
-        "device": str(device), "device_name": torch.cuda.get_device_name(0) if torch.device(device).type == "cuda" else str(device),
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "seeds": seeds,
+    common = {
+        "lab": masters[0].stem, "code_hash": code_hash(masters[0]), "profile": profile, "torch": torch.__version__,
         "sizes": sizes if isinstance(sizes, dict) else vars(sizes),
+    }
+    common = json.loads(json.dumps(common))  # tuples as lists, as they read back
+    this_run = {
+        "seed": int(seed), "commit": _commit(folder), "device": str(device),
+        "device_name": torch.cuda.get_device_name(0) if torch.device(device).type == "cuda" else str(device),
+        "threads": torch.get_num_threads(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
     path = folder / f"results_{profile}.json"
-    record = {"provenance": provenance, **{k: v for k, v in numbers.items() if k not in compact}}
-    text = json.dumps(record, indent=1)
-    for key in compact:
-        text = text[:-2] + f',\n {json.dumps(key)}: ' + json.dumps(numbers[key], separators=(",", ":")) + "\n}"
-    path.write_text(text + "\n")
+    runs = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
+        if {k: old.get("provenance", {}).get(k) for k in common} == common:
+            runs = old.get("runs", {})
+    runs[str(int(seed))] = {"provenance": this_run, **numbers}
+    runs = dict(sorted(runs.items(), key=lambda kv: int(kv[0])))
+    record = {"provenance": {**common, "seeds": [int(k) for k in runs]}, "runs": runs}
+    path.write_text(_dumps(record, tuple(compact)) + "\n")
     return path
 
 
@@ -72,19 +110,38 @@ def lab_folder(lab: str) -> Path | None:
 
 
 def read(lab: str) -> dict | None:
-    """The best recorded run of ``lab`` (``gpu``, else ``cpu``), or ``None`` if none was recorded."""
+    """The best recorded run of ``lab`` (``gpu``, else ``cpu``), or ``None`` if none was recorded.
+
+    The numbers of the run with the smallest seed (the lab's own ``setup(seed=0)``) are at the top
+    level, with its provenance; ``runs`` holds every seed's numbers, ``{seed: numbers}``, for what
+    a chapter reports as mean and spread over seeds."""
     folder = lab_folder(lab)
     for profile in PROFILES_BEST_FIRST:
         path = folder / f"results_{profile}.json" if folder else None
         if path is not None and path.is_file():
-            return json.loads(path.read_text())
+            record = json.loads(path.read_text())
+            runs = {int(k): v for k, v in record["runs"].items()}
+            first = runs[min(runs)]
+            return {**{k: v for k, v in first.items() if k != "provenance"},
+                    "provenance": {**record["provenance"], **first["provenance"]}, "runs": runs}
     return None
 
 
+def across_seeds(values) -> tuple[float, float]:
+    """Mean and sample standard deviation of one number over the seeds (0 for a single seed)."""
+    import numpy as np
+
+    values = np.asarray(list(values), dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
 def describe(run: dict) -> str:
-    """``cpu profile, cpu, torch 2.13.0, commit 1a2b3c4, 2026-12-01``: which run produced the numbers."""
+    """``cpu profile, cpu, torch 2.13.0, commit 1a2b3c4, 2026-12-01, seeds 0, 1, 2``: which runs
+    produced the numbers."""
     p = run["provenance"]
-    return f"{p['profile']} profile, {p['device_name']}, torch {p['torch']}, commit {p['commit']}, {p['date'][:10]}"
+    seeds = ", ".join(str(s) for s in p.get("seeds", [p.get("seed")]))
+    return (f"{p['profile']} profile, {p['device_name']}, torch {p['torch']}, commit {p['commit']}, {p['date'][:10]}, "
+            f"seed{'s' if len(p.get('seeds', [])) > 1 else ''} {seeds}")
 
 
 def staleness(path: Path) -> str | None:
@@ -97,7 +154,7 @@ def staleness(path: Path) -> str | None:
     master = path.parent / f"{p['lab']}.ipynb"
     now = code_hash(master)
     if now != p["code_hash"]:
+        seeds = " ".join(str(s) for s in p["seeds"]) if isinstance(p.get("seeds"), list) else "0 1 2"
         return (f"labs/{path.parent.name}/{path.name}: the lab's code changed since this run (hash {p['code_hash']} "
-                f"then, {now} now); record it again: cd labs/{path.parent.name} && COURSE_PROFILE={p['profile']} "
-                f"../../.venv/bin/jupyter nbconvert --to notebook --execute {master.name} --output /tmp/{master.stem}.ipynb")
+                f"then, {now} now); record it again: make record LAB={p['lab']} PROFILE={p['profile']} SEEDS=\"{seeds}\"")
     return None

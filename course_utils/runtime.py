@@ -33,6 +33,7 @@ PROFILES = ("ci", "cpu", "gpu")
 PROFILE_ENV = "COURSE_PROFILE"
 DEVICE_ENV = "COURSE_DEVICE"
 THREADS_ENV = "COURSE_THREADS"
+SEED_ENV = "COURSE_SEED"
 DEFAULT_SEED = 0
 
 
@@ -191,7 +192,7 @@ class Setup:
         lines = [
             f"profile : {self.profile}  (set {PROFILE_ENV}=ci|cpu|gpu to override)",
             f"device  : {self.device}" + (f" ({torch.cuda.get_device_name(0)})" if self.device.type == "cuda" else ""),
-            f"seed    : {self.seed}",
+            f"seed    : {self.seed}  (set {SEED_ENV} to override)",
             f"threads : {self.threads}  (CPU threads for torch; set {THREADS_ENV} to override)",
             f"python  : {platform.python_version()}   torch {torch.__version__}   numpy {np.__version__}",
             f"          matplotlib {version('matplotlib')}   scikit-learn {version('scikit-learn')}   "
@@ -202,7 +203,15 @@ class Setup:
 
 def setup(seed: int = DEFAULT_SEED, quiet: bool = False) -> Setup:
     """The first code cell of every notebook: seed everything, pick the device and the run profile,
-    and print them with the library versions."""
+    and print them with the library versions.
+
+    The environment variable ``COURSE_SEED`` replaces ``seed``, so that the same notebook can be run
+    with several seeds (``make record``); a lab draws its data and initial weights from ``run.seed``."""
+    if os.environ.get(SEED_ENV, "").strip():
+        text = os.environ[SEED_ENV].strip()
+        if not text.isdigit():
+            raise ValueError(f"{SEED_ENV}={text!r}: expected a whole number such as 0, 1 or 2")
+        seed = int(text)
     seed_everything(seed)
     device = get_device()
     profile = get_profile(device)

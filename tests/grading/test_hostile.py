@@ -42,7 +42,7 @@ def test_hostile_submissions_get_their_expected_status_and_score(assigned, grade
 
     tests = {p.stem: p.read_text() for p in (assigned / lab.name / "tests").glob("*.py")}
     secret = secret_lines(lab.master, tests)
-    for feedback in (tmp_path / "grades" / "feedback").rglob("*.md"):
+    for feedback in [*(tmp_path / "grades" / "feedback").rglob("*.md"), *(tmp_path / "grades_solution" / "feedback").rglob("*.md")]:
         assert not find_leaks(feedback.read_text(), secret), f"{feedback.name} shows hidden-test or solution text"
     hidden = hidden_test_lines(tests) - public_test_lines(tests)
     audited = [r for r in rows.values() if r.status in ("graded", "flagged")]

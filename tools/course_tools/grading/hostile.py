@@ -385,19 +385,21 @@ def run_suite(lab_name: str, workdir: Path, grader=None, full: bool = False, ass
     own = grader is None
     grader = grader or Grader(2)
     try:
-        # the solution alone first: its time sets a limit that is generous for honest notebooks and
-        # short enough that the endless loop costs little
+        # the solution alone first, under the default limits (its row is the solution case's): its
+        # time sets limits for the others that are generous for honest notebooks and short enough
+        # that the endless loop costs little
         first = workdir / "solution_only"
         write_submissions({"solution.ipynb": files["solution.ipynb"]}, first)
         start = time.perf_counter()
-        solo = grader.grade(lab_name, first, workdir / "grades_solution", Limits(), assigned_root, progress=False)
+        solo = grader.grade(lab_name, first, workdir / "grades_solution", Limits(audit=True), assigned_root, progress=False)
         solo_seconds = time.perf_counter() - start
         limits = Limits(timeout=max(30.0, 3 * solo[0].seconds + 15), test_seconds=max(5.0, 3 * max(solo[0].times.get("tests", 1.0), 1.0)),
                         memory_mb=3072, audit=True)
         rest = workdir / "submissions"
-        write_submissions(files, rest)
+        write_submissions({name: f for name, f in files.items() if name != "solution.ipynb"}, rest)
         start = time.perf_counter()
         rows = {r.submission: r for r in grader.grade(lab_name, rest, workdir / "grades", limits, assigned_root, progress=False)}
+        rows[solo[0].submission] = solo[0]
         batch_seconds = time.perf_counter() - start
     finally:
         if own:
