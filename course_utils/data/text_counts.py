@@ -12,10 +12,12 @@ Two texts come with every CPython installation, so nothing is downloaded:
 
 :func:`text_counts` tokenizes the help topics into lower-case words (or letters) and splits them
 **by document** into training, validation and test parts with a fixed seed, so a held-out document
-is about a topic the training documents do not cover, as new text usually is. The categories are
-every token that occurs anywhere in the corpus (a closed vocabulary of ``k`` categories, known in
-advance like a dictionary), so a category can have no training occurrence and still occur in the
-held-out parts: the situation in which a maximum-likelihood estimate fails.
+is about a topic the training documents do not cover, as new text usually is. The ``k`` categories
+are the tokens of the training and validation documents, plus one last category, ``<unk>``, for
+every test token outside them: the vocabulary is fixed before the test documents are read, as it
+would be before new text arrives. A category can have no training occurrence and still occur in
+the held-out parts (a validation word, or ``<unk>``): the situation in which a maximum-likelihood
+estimate fails.
 
 The exact counts depend on the Python version (the help topics are regenerated with every
 release); the split and the tokenization are deterministic for a given version.
@@ -35,6 +37,7 @@ import torch
 SPLITS = ("train", "valid", "test")
 UNITS = ("word", "letter")
 _WORD = re.compile(r"[a-z]+")
+UNKNOWN = "<unk>"  # the category of a test token that no training or validation document holds
 
 
 def python_docs() -> dict[str, str]:
@@ -92,7 +95,8 @@ class TextCounts:
     """A categorical data set cut from the help topics, split by document.
 
     Attributes (``k`` categories):
-        categories: the ``k`` category names (words or letters), sorted alphabetically.
+        categories: the ``k`` category names: the words (or letters) of the training and validation
+            documents, sorted alphabetically, then ``"<unk>"``.
         train, valid, test: int64 count vectors ``(k,)``: how often each category occurs in the
             documents of that split.
         documents: the topic names of each split, ``{"train": [...], "valid": [...], "test": [...]}``.
@@ -153,8 +157,9 @@ def text_counts(unit: str = "word", fractions: tuple[float, float, float] = (0.6
         "test": [names[i] for i in order[n_train + n_valid:]],
     }
     tokens = {s: [t for name in parts[s] for t in tokenize(docs[name], unit)] for s in SPLITS}
-    categories = tuple(sorted({t for s in SPLITS for t in tokens[s]}))
+    categories = tuple(sorted({t for s in ("train", "valid") for t in tokens[s]})) + (UNKNOWN,)
     index = {c: i for i, c in enumerate(categories)}
-    ids = {s: torch.tensor([index[t] for t in tokens[s]], dtype=torch.int64) for s in SPLITS}
+    unknown = index[UNKNOWN]
+    ids = {s: torch.tensor([index.get(t, unknown) for t in tokens[s]], dtype=torch.int64) for s in SPLITS}
     counts = {s: torch.bincount(ids[s], minlength=len(categories)) for s in SPLITS}
     return TextCounts(categories=categories, documents=parts, unit=unit, _tokens=ids, **counts)

@@ -34,10 +34,16 @@ def test_tokenize_keeps_lower_case_letter_runs_only():
 def test_split_counts_match_collections_counter_of_the_split_documents(unit):
     data = text_counts(unit, seed=0)
     docs = python_docs()
+    pattern = r"[a-z]" if unit == "letter" else r"[a-z]+"
+    raw = {split: collections.Counter(t for name in data.documents[split] for t in re.findall(pattern, docs[name].lower()))
+           for split in ("train", "valid", "test")}
+    vocabulary = set(raw["train"]) | set(raw["valid"])
+    assert data.categories == (*sorted(vocabulary), "<unk>"), "the training and validation tokens, then <unk>"
     for split in ("train", "valid", "test"):
-        ref = collections.Counter(t for name in data.documents[split] for t in re.findall(r"[a-z]", docs[name].lower())
-                                  ) if unit == "letter" else collections.Counter(
-            t for name in data.documents[split] for t in re.findall(r"[a-z]+", docs[name].lower()))
+        ref = collections.Counter({t: n for t, n in raw[split].items() if t in vocabulary})
+        outside = sum(n for t, n in raw[split].items() if t not in vocabulary)
+        if outside:
+            ref["<unk>"] = outside
         counts = data.counts(split)
         assert counts.dtype == torch.int64 and counts.shape == (data.k,)
         assert {c: int(counts[i]) for i, c in enumerate(data.categories) if counts[i] > 0} == dict(ref)
@@ -52,8 +58,9 @@ def test_split_is_by_document_deterministic_and_covers_the_corpus():
     assert len(a.documents["train"]) == round(0.6 * len(names))
     c = text_counts("word", seed=1)
     assert c.documents["train"] != a.documents["train"], "another seed should give another split"
-    assert list(a.categories) == sorted(a.categories)
-    assert int((a.train + a.valid + a.test).min()) >= 1, "every category occurs somewhere"
+    assert list(a.categories[:-1]) == sorted(a.categories[:-1]) and a.categories[-1] == "<unk>"
+    assert int((a.train + a.valid)[:-1].min()) >= 1, "every word of the vocabulary occurs in training or validation"
+    assert int(a.train[-1]) == int(a.valid[-1]) == 0 < int(a.test[-1]), "only test tokens can be <unk>, and some are"
 
 
 def test_held_out_words_include_words_never_seen_in_training():
