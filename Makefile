@@ -15,9 +15,7 @@ $(STAMP): pyproject.toml tools/pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@# --no-compile: Python compiles each module when it is first imported, instead of pip compiling
-	@# every file of every package up front (half of the install's time)
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e ".[dev]" -e ./tools
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]" -e ./tools
 	@# kernels on 127.0.0.1 warn at every start that TCP is unencrypted: noise for a student; errors still show
 	@mkdir -p $(VENV)/etc/ipython && echo '{"IPKernelApp": {"log_level": "ERROR"}}' > $(VENV)/etc/ipython/ipython_kernel_config.json
 	@touch $(STAMP)
