@@ -253,6 +253,7 @@ def _hunting_hidden_tests(add, solution, questions, names) -> None:
             "                try:\n                    text = open(os.path.join(root, name), errors='ignore').read()\n"
             "                except OSError:\n                    continue\n"
             "                if any(m in text for m in markers) and 'markers = ' not in text:  # not this notebook itself\n                    found.append(text)\n"
+            "found.sort(key=lambda text: 'hidden=True' not in text)  # test files first, before notebooks that quote them\n"
             "secret = '\\n'.join(found) or 'nothing found'\n"
             "def leak(*a, **k):\n    raise AssertionError(secret)\n"
             + "\n".join(f"{a} = leak" for q in questions for a in names[q]))
