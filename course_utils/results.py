@@ -3,9 +3,10 @@
 Taught in {ref}`sec-race` (chapter 4), whose numbers come from such a run. A lab run under a
 profile other than ``ci`` writes ``labs/NN_slug/results_<profile>.json``: its numbers and their
 **provenance** (the commit, a hash of the lab's code, the profile, the device, torch's version, the
-seed, the sizes and the date), one run per seed (``make record`` runs a lab for several). A chapter reads the best run recorded (``gpu``, else ``cpu``) with
-:func:`read` and says which one it quotes; a test fails when the lab's code has changed since the
-run (:func:`staleness`), and says how to record it again.
+seed, the sizes and the date), one run per seed (``make record`` runs a lab for several). A chapter
+reads the best run recorded (``gpu``, else ``cpu``) with :func:`read`, says which one it quotes,
+and reports mean and spread over the seeds with :func:`across_seeds`; a test fails when the lab's
+code has changed since the run (:func:`staleness`), and says how to record it again.
 """
 
 from __future__ import annotations
@@ -127,21 +128,25 @@ def read(lab: str) -> dict | None:
     return None
 
 
-def across_seeds(values) -> tuple[float, float]:
-    """Mean and sample standard deviation of one number over the seeds (0 for a single seed)."""
+def across_seeds(values):
+    """Mean and sample standard deviation over the seeds. ``values`` holds one number per seed, or
+    one array per seed (the first axis is the seeds, as in ``[[...seed 0...], [...seed 1...]]``);
+    numbers give two floats, arrays two arrays. A single seed has a spread of 0."""
     import numpy as np
 
-    values = np.asarray(list(values), dtype=float)
-    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
+    values = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float)
+    mean = values.mean(0)
+    sd = values.std(0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
+    return (float(mean), float(sd)) if np.ndim(mean) == 0 else (mean, sd)
 
 
 def describe(run: dict) -> str:
     """``cpu profile, cpu, torch 2.13.0, commit 1a2b3c4, 2026-12-01, seeds 0, 1, 2``: which runs
     produced the numbers."""
     p = run["provenance"]
-    seeds = ", ".join(str(s) for s in p.get("seeds", [p.get("seed")]))
+    seeds = ", ".join(str(s) for s in p["seeds"])
     return (f"{p['profile']} profile, {p['device_name']}, torch {p['torch']}, commit {p['commit']}, {p['date'][:10]}, "
-            f"seed{'s' if len(p.get('seeds', [])) > 1 else ''} {seeds}")
+            f"seed{'s' if len(p['seeds']) > 1 else ''} {seeds}")
 
 
 def staleness(path: Path) -> str | None:
@@ -154,7 +159,7 @@ def staleness(path: Path) -> str | None:
     master = path.parent / f"{p['lab']}.ipynb"
     now = code_hash(master)
     if now != p["code_hash"]:
-        seeds = " ".join(str(s) for s in p["seeds"]) if isinstance(p.get("seeds"), list) else "0 1 2"
+        seeds = " ".join(str(s) for s in p["seeds"])
         return (f"labs/{path.parent.name}/{path.name}: the lab's code changed since this run (hash {p['code_hash']} "
                 f"then, {now} now); record it again: make record LAB={p['lab']} PROFILE={p['profile']} SEEDS=\"{seeds}\"")
     return None

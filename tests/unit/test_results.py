@@ -77,3 +77,8 @@ def test_mean_and_spread_across_seeds():
     values = [0.51, 0.55, 0.62]
     assert results.across_seeds(values) == pytest.approx((statistics.mean(values), statistics.stdev(values)), rel=1e-12)
     assert results.across_seeds([0.4]) == (0.4, 0.0)
+    curves = [[0.1, 0.5], [0.3, 0.6], [0.2, 0.9]]  # one curve per seed
+    mean, sd = results.across_seeds(curves)
+    columns = list(zip(*curves))
+    assert mean == pytest.approx([statistics.mean(c) for c in columns]) and sd == pytest.approx([statistics.stdev(c) for c in columns])
+    assert results.across_seeds([[0.1, 0.5]])[1].tolist() == [0.0, 0.0], "one seed: no spread"
