@@ -13,7 +13,9 @@ message is the vector of pre-activations
 where ``h_p`` is the parent's elementwise activation (the identity for input and output nodes, so
 ``h`` is never applied to the inputs), ``W_{cp}`` is the weight matrix of the edge ``p -> c``, of
 shape ``(size_c, size_p)``, and ``b_c`` the bias of ``c``. An edge whose weight is ``None`` is a
-fixed *identity* edge: it adds ``h_p(M_p)`` unchanged, which is how a residual addition is written.
+fixed *identity* edge: it adds ``h_p(M_p)`` unchanged. A residual addition is an identity edge
+between two *sum nodes*, nodes whose activation is the identity, so that neither ``h`` nor its slope
+acts on the residual stream (see :func:`residual_dag`).
 With a batch, messages are ``(B, size)`` tensors and a matrix acts on rows: ``h_p(M_p) @ W_cp.T``.
 """
 
@@ -378,15 +380,21 @@ def mlp_dag(sizes: list[int], act: str = "tanh", seed: int = 0, dtype=torch.floa
 
 def residual_dag(input_size: int, width: int, blocks: int, output_size: int, act: str = "tanh",
                  seed: int = 0, dtype=torch.float64) -> LayerDAG:
-    """``blocks`` residual blocks: ``r_i = W h(a_i) + h(r_{i-1})`` where ``a_i = W' h(r_{i-1})``.
+    """``blocks`` residual blocks on a *stream* of sum nodes ``r0, r1, ...``.
 
-    Each block's second node adds its input back through an identity edge (the residual addition).
+    The stream's nodes use the identity activation, so a block adds a correction to the stream and
+    nothing else touches it: ``r0 = W x + b``, and block ``i`` computes ``a_i = W'_i r_{i-1} + b'_i``
+    (activation ``act``) and ``r_i = r_{i-1} + W_i act(a_i) + b_i``, the edge ``r_{i-1} -> r_i``
+    being the identity (the residual addition). In the backward pass ``V_{r_{i-1}} = V_{r_i} +
+    W'_i^T V_{a_i}``: the stream's message reaches every block unchanged, plus what the block adds.
+    This is the identity-mapping form of He et al. (2016); with ``act`` on the stream instead, its
+    slope would multiply the stream's message at every block.
     """
     g = torch.Generator().manual_seed(seed)
-    nodes = [Node("x", input_size, "identity", "input"), Node("r0", width, act)]
+    nodes = [Node("x", input_size, "identity", "input"), Node("r0", width, "identity")]
     edges = [Edge("x", "r0", _init(g, width, input_size, dtype))]
     for i in range(1, blocks + 1):
-        nodes += [Node(f"a{i}", width, act), Node(f"r{i}", width, act)]
+        nodes += [Node(f"a{i}", width, act), Node(f"r{i}", width, "identity")]
         edges += [Edge(f"r{i-1}", f"a{i}", _init(g, width, width, dtype)),
                   Edge(f"a{i}", f"r{i}", _init(g, width, width, dtype, 0.5)),
                   Edge(f"r{i-1}", f"r{i}", None)]

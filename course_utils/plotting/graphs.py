@@ -1,7 +1,8 @@
 """Drawing a network as a graph of layers.
 
 Taught in {ref}`sec-dag-messages` (chapter 1): weighted edges solid grey, identity (residual) edges
-dashed orange; inputs blue, hidden layers yellow, outputs green.
+dashed orange; inputs blue, hidden layers yellow, outputs green, and sum nodes (hidden nodes whose
+activation is the identity, as on a residual stream) white.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from .masks import PALETTE
 
 def draw_dag(dag, ax=None, title: str | None = None):
     """Draw the graph left to right: weighted edges solid grey, identity (residual) edges dashed orange;
-    inputs blue, hidden layers yellow, outputs green, each labelled with its name and size."""
+    inputs blue, hidden layers yellow, outputs green, sum nodes (hidden, identity activation) white,
+    each labelled with its name and size."""
     depth = dag.depths()
     columns: dict[int, list[str]] = {}
     for n in dag.order:
@@ -40,7 +42,8 @@ def draw_dag(dag, ax=None, title: str | None = None):
     for n in dag.order:
         node = dag.nodes[n]
         x, y = pos[n]
-        ax.scatter([x], [y], s=520, color=colour[node.role], edgecolor="0.2", zorder=3)
+        fill = "white" if node.role == "hidden" and node.act == "identity" else colour[node.role]
+        ax.scatter([x], [y], s=520, color=fill, edgecolor="0.2", zorder=3)
         ax.text(x, y, f"{n}\n{node.size}", ha="center", va="center", fontsize=7, zorder=4)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]

@@ -95,6 +95,46 @@ def test_builders_make_the_advertised_structures():
         res.chain_parameters()
 
 
+def _autograd_messages(dag, inputs):
+    """Forward messages written out with torch ops, pre-activations kept for their gradients."""
+    msgs = dict(inputs)
+    for c in dag.order:
+        if c in inputs:
+            continue
+        msgs[c] = dag.bias[c] + sum(
+            dag.h(e.parent, msgs[e.parent]) if e.weight is None else F.linear(dag.h(e.parent, msgs[e.parent]), e.weight)
+            for e in dag.parents(c))
+        msgs[c].retain_grad()
+    return msgs
+
+
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_the_residual_stream_carries_the_backward_message_unchanged(blocks):
+    """With every block's output weight at zero the network is the stream alone, and the gradient with
+    respect to the first stream node equals the gradient with respect to the last: no slope on the way.
+    With the blocks on, the first node's gradient is the last node's plus what the blocks add."""
+    dag = residual_dag(3, 5, blocks=blocks, output_size=2, seed=4).requires_grad_(True)
+    assert all(dag.nodes[f"r{i}"].act == "identity" for i in range(blocks + 1)), "the stream is made of sum nodes"
+    assert all(dag.nodes[f"a{i}"].act == "tanh" for i in range(1, blocks + 1))
+    x = random_inputs(dag, 6, seed=1)
+    G = torch.randn(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    off = residual_dag(3, 5, blocks=blocks, output_size=2, seed=4).requires_grad_(True)
+    for i in range(1, blocks + 1):
+        with torch.no_grad():
+            off.edge(f"a{i}", f"r{i}").weight.zero_()
+    msgs = _autograd_messages(off, x)
+    (msgs["out"] * G).sum().backward()
+    torch.testing.assert_close(msgs["r0"].grad, msgs[f"r{blocks}"].grad, rtol=0, atol=0)
+
+    msgs = _autograd_messages(dag, x)
+    (msgs["out"] * G).sum().backward()
+    last, first = msgs[f"r{blocks}"].grad, msgs["r0"].grad
+    added = sum(msgs[f"a{i}"].grad @ dag.edge(f"r{i-1}", f"a{i}").weight for i in range(1, blocks + 1))
+    torch.testing.assert_close(first, last + added, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(first, last), "the blocks do add to the message"
+
+
 def test_random_graphs_are_valid_deterministic_and_varied():
     graphs = [random_dag(seed=s, inputs=1 + s % 2, outputs=1 + s % 3) for s in range(20)]
     for s, dag in enumerate(graphs):
