@@ -1,5 +1,8 @@
-"""Plots: masks with a legend, training curves, graphs of layers, digit sequences, reliability
-diagrams, and the transposed-convolution player."""
+"""Plots: masks with a legend, training curves, graphs of layers and of scalar units with their
+messages, digit sequences, reliability diagrams, and the transposed-convolution player. The
+chapters' diagrams of whole designs live in their own modules, imported from there:
+``designs`` (chapter 2: sliding window, encoder-decoder, FCN) and ``architectures`` (chapter 4:
+FCN skips, SegNet-style unpooling, U-Net)."""
 
 from .curves import plot_curves
 from .graphs import draw_dag
