@@ -42,16 +42,21 @@ def draw_dag(dag, ax=None, title: str | None = None):
                             shrinkA=11, shrinkB=11, linestyle="-" if e.trainable else "--",
                             connectionstyle=f"arc3,rad={bend}"),
         )
-    for n in dag.order:
-        node = dag.nodes[n]
-        x, y = pos[n]
-        fill = "white" if node.role == "hidden" and node.act == "identity" else colour[node.role]
-        ax.scatter([x], [y], s=520, color=fill, edgecolor="0.2", zorder=3)
-        ax.text(x, y, f"{n}\n{node.size}", ha="center", va="center", fontsize=7, zorder=4)
+    fills = {n: "white" if node.role == "hidden" and node.act == "identity" else colour[node.role]
+             for n, node in dag.nodes.items()}
+    labels = {n: f"{n}\n{dag.nodes[n].size}" for n in dag.order}
+    return _nodes_and_frame(ax, pos, fills, labels, area=520, fontsize=7, pad=(0.6, 1.2), title=title)
+
+
+def _nodes_and_frame(ax, pos: dict, fills: dict, labels: dict, area: float, fontsize: float, pad: tuple, title):
+    """Draw every node as a labelled disc at ``pos``, fit the axes around them, and title them."""
+    for n, (x, y) in pos.items():
+        ax.scatter([x], [y], s=area, color=fills[n], edgecolor="0.2", zorder=3)
+        ax.text(x, y, labels[n], ha="center", va="center", fontsize=fontsize, zorder=4)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
-    ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
-    ax.set_ylim(min(ys) - 1.2, max(ys) + 1.2)
+    ax.set_xlim(min(xs) - pad[0], max(xs) + pad[0])
+    ax.set_ylim(min(ys) - pad[1], max(ys) + pad[1])
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
@@ -122,15 +127,6 @@ def draw_unit_messages(graph: dict, messages: dict, ax=None, backward: bool = Fa
         ax.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0) + (0 if span == 1 else bend * 1.2), f"{w:+.2f}",
                 ha="center", va="center", fontsize=6.5, color="0.25",
                 bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.85))
-    for u in graph["order"]:
-        x, y = pos[u]
-        ax.scatter([x], [y], s=2000, color=colour[role[u]], edgecolor="0.2", zorder=3)
-        ax.text(x, y, f"{u}\n{symbol}={messages[u]:+.3f}", ha="center", va="center", fontsize=6.5, zorder=4)
-    xs = [q[0] for q in pos.values()]
-    ys = [q[1] for q in pos.values()]
-    ax.set_xlim(min(xs) - 0.7, max(xs) + 0.7)
-    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
+    fills = {u: colour[role[u]] for u in graph["order"]}
+    labels = {u: f"{u}\n{symbol}={messages[u]:+.3f}" for u in graph["order"]}
+    return _nodes_and_frame(ax, pos, fills, labels, area=2000, fontsize=6.5, pad=(0.7, 0.6), title=title)
