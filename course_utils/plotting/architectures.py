@@ -133,11 +133,7 @@ def _encoder_shapes(who: str, widths, image_size, in_channels: int):
     if size % deepest:
         raise ValueError(f"{who} draws the networks on images whose side is a multiple of {deepest} (the encoder's "
                          f"deepest stride, after {NUM_STAGES} poolings by 2), got image_size={size}")
-    try:
-        encoder = Encoder(channels, widths, return_indices=True).eval()
-    except (TypeError, ValueError):
-        raise ValueError(f"{who}: widths must be {NUM_STAGES} positive channel counts, one per encoder stage, "
-                         f"got {widths!r}") from None
+    encoder = Encoder(channels, widths, return_indices=True).eval()  # it checks the widths itself
     with torch.no_grad():
         out = encoder(torch.zeros(1, channels, size, size))
     shapes = [[tuple(t.shape[1:]) for t in ts] for ts in (out.features, out.pooled, out.switches)]
@@ -423,12 +419,12 @@ def _grid(ax, values, panel: str, title: str, fill, faded=None, notes=None, wind
     ax.set_title(title, fontsize=10)
 
 
-def draw_unpooling(axes, x):
+def draw_unpooling(x, axes=None):
     """Four panels for one small map ``x`` ``(H, W)`` (see :func:`unpooling_example`): the map with its
     2x2 windows and each window's maximum marked; the pooled values with their switches; max-unpooling,
     which writes each value back at its switch and zeros elsewhere; nearest-neighbour upsampling of the
-    same values, which copies each value into its whole window. ``axes``: four Axes, or ``None`` for a
-    new figure. Returns the axes."""
+    same values, which copies each value into its whole window. ``axes``: four Axes, or ``None`` (the
+    default) for a new figure. Returns the axes."""
     ex = unpooling_example(x)
     if axes is None:
         _, axes = plt.subplots(1, 4, figsize=(10.5, 3.0), gridspec_kw=dict(width_ratios=[2, 1.3, 2, 2], wspace=0.25))

@@ -164,7 +164,7 @@ def test_unet_decoder_and_bridges_match_a_real_unet():
 def test_unpooling_picture_puts_each_value_at_its_windows_argmax():
     g = torch.Generator().manual_seed(3)
     x = torch.rand(6, 8, generator=g) + 0.1  # positive, so that only the written cells are non-zero
-    axes = draw_unpooling(None, x)
+    axes = draw_unpooling(x)
     cells = {}
     for ax in axes:
         for t in ax.texts:
@@ -196,7 +196,7 @@ def test_unpooling_picture_puts_each_value_at_its_windows_argmax():
     (lambda: unpooling_example(torch.zeros(1, 4, 4)), ValueError, r"\(H, W\)"),
     (lambda: unpooling_example(torch.zeros(3, 4)), ValueError, "even sides"),
     (lambda: unpooling_example(torch.zeros(4, 4, dtype=torch.long)), TypeError, "floating-point"),
-    (lambda: draw_unpooling(plt.subplots(1, 3)[1], torch.zeros(4, 4)), TypeError, "four Axes"),
+    (lambda: draw_unpooling(torch.zeros(4, 4), plt.subplots(1, 3)[1]), TypeError, "four Axes"),
 ])
 def test_bad_input_gets_a_clear_error(make, error, match):
     with pytest.raises(error, match=match):
