@@ -3,7 +3,8 @@
 runs every test in its own process and calls your code in another one).
 
 Taught in {ref}`sec-counting-work` (chapter 1): the work a computation does is counted, and a
-vectorized function performs the same number of torch operations whatever the batch size.
+vectorized function performs the same number of torch operations (and runs the same lines of notebook
+code) whatever the batch size.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import Any, Callable
 
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["count_torch_calls"]
+__all__ = ["count_torch_calls", "assert_inputs_unchanged"]
 
 
 class _CountTorchCalls(TorchFunctionMode):
-    """Counts every torch function and tensor method called while it is active."""
+    """Counts every torch function and tensor method called while it is active, and every line of
+    notebook code that runs (code whose module is ``__main__``: the cells), so a Python loop over
+    pixels (``for v in x.tolist()``) counts as the work it is."""
 
     def __init__(self):
         super().__init__()
@@ -26,12 +29,36 @@ class _CountTorchCalls(TorchFunctionMode):
         self.calls += 1
         return func(*args, **(kwargs or {}))
 
+    def _trace(self, frame, event, arg):
+        if event == "call" and frame.f_globals.get("__name__") == "__main__":
+            return self._line
+        return None
+
+    def _line(self, frame, event, arg):
+        if event == "line":
+            self.calls += 1
+        return self._line
+
+    def __enter__(self):
+        import sys
+
+        self._previous_trace = sys.gettrace()
+        sys.settrace(self._trace)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        import sys
+
+        sys.settrace(self._previous_trace)
+        return super().__exit__(*exc)
+
 
 def count_torch_calls(fn: Callable, /, *args, **kwargs) -> tuple[int, Any]:
-    """Call ``fn(*args, **kwargs)`` and return ``(number of torch operations it performed, result)``.
+    """Call ``fn(*args, **kwargs)`` and return ``(number of torch operations it performed plus lines of
+    notebook code it ran, result)``.
 
-    A loop over the examples of a batch shows up as a count that grows with the batch; a vectorized
-    function performs the same number of operations for a batch of 2 and a batch of 200.
+    A loop over the examples of a batch, or over pixels in Python, shows up as a count that grows with
+    the input; a vectorized function does the same work for a batch of 2 and a batch of 200.
     """
     if not callable(fn):
         raise TypeError(f"count_torch_calls needs a function to call, got {type(fn).__name__}")
@@ -42,3 +69,62 @@ def count_torch_calls(fn: Callable, /, *args, **kwargs) -> tuple[int, Any]:
     with _CountTorchCalls() as counter:
         result = fn(*args, **kwargs)
     return counter.calls, result
+
+
+def _tensors_in(value, path: str, out: list, depth: int = 0) -> None:
+    """(where, tensor) for every tensor in ``value``: itself, a module's weights and buffers, a container's items."""
+    import torch
+    from torch import nn
+
+    if depth > 16:
+        return
+    if isinstance(value, torch.Tensor):
+        out.append((path, value))
+    elif isinstance(value, nn.Module):
+        out.extend((path, t) for t in list(value.parameters()) + list(value.buffers()))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _tensors_in(v, path, out, depth + 1)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _tensors_in(v, path, out, depth + 1)
+
+
+def _describe(value) -> str:
+    import torch
+    from torch import nn
+
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}" + (" (its weights or buffers)" if isinstance(value, nn.Module) else "")
+
+
+def assert_inputs_unchanged(fn: Callable, /, *args, **kwargs) -> Any:
+    """Call ``fn(*args, **kwargs)``, fail if it changed any of its tensor arguments (or a module's
+    weights and buffers) in place, and return its result.
+
+    A question that says "do not modify the input" is tested with this. In the autograder your
+    function runs in another process and never changes the grader's own tensors (every reference is
+    computed from untouched data); what it did to its arguments is reported back and checked here.
+    A tensor changed and then put back exactly (finite differences) counts as unchanged.
+    """
+    if not callable(fn):
+        raise TypeError(f"assert_inputs_unchanged needs a function to call, got {type(fn).__name__}")
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    remote = getattr(type(fn), "_call_reporting_changes", None)
+    if remote is not None:
+        result, changed = remote(fn, *args, **kwargs)
+    else:
+        named = [(f"argument {k + 1}", v) for k, v in enumerate(args)] + [(f"argument {k!r}", v) for k, v in kwargs.items()]
+        before = []
+        for where, value in named:
+            found: list = []
+            _tensors_in(value, where, found)
+            before += [(where, value, t, t.detach().clone()) for _, t in found]
+        result = fn(*args, **kwargs)
+        changed = list(dict.fromkeys(f"{where} ({_describe(value)})" for where, value, t, old in before
+                                     if t.shape != old.shape or not bool((t.detach() == old).all() | (t.detach().isnan() & old.isnan()).all())))
+    if changed:
+        raise AssertionError(f"{name} changed its input in place: {'; '.join(changed)}. Leave the caller's data "
+                             "as it was: work on a copy (x.clone(), copy.deepcopy(net)), or put back exactly what you changed")
+    return result

@@ -1,9 +1,11 @@
 """Requests across the boundary (course_tools/grading/link.py), checked against doing the same in
 one process: values, gradients (a remote call is a node of the caller's autograd graph), callbacks,
-in-place changes copied back, errors, proxies that cannot lie, and the by-hand rule around calls."""
+in-place changes reported but never applied to the judge's objects, gradients checked against the
+forward, errors, proxies that cannot lie, and the by-hand rule around calls."""
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import threading
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_tools.grading.link import Link, NotebookError
-from course_utils.testing import count_torch_calls
+from course_utils.testing import assert_inputs_unchanged, count_torch_calls
 
 
 @pytest.fixture
@@ -140,26 +142,158 @@ def test_the_notebook_can_backpropagate_through_a_judge_callback(notebook):
     local = nn.Linear(1, 1)
     local.load_state_dict(net.state_dict())
     losses = []
+    untouched = copy.deepcopy(net)
     trained = remote("fit", fit)(net, lambda out, y: losses.append(1) or F.mse_loss(out, y))
     fit(local, F.mse_loss)
-    assert len(losses) == 5 and trained is net, "the notebook trained the judge's net, which it returned"
-    for a, b in zip(net.parameters(), local.parameters()):
+    assert len(losses) == 5 and trained is not net, "the net it trained and returned arrives as a copy"
+    for a, b, c in zip(trained.parameters(), local.parameters(), untouched.parameters()):
         torch.testing.assert_close(a, b)
+    for a, c in zip(net.parameters(), untouched.parameters()):
+        assert torch.equal(a, c), "the judge's own net is as it was before the call"
 
 
-def test_in_place_changes_gradients_and_modes_are_copied_back(notebook):
+def test_in_place_changes_are_reported_and_never_applied_to_the_judges_objects(notebook):
     remote, _ = notebook
 
-    def meddle(t, leaf, net):
+    def meddle(t, leaf, net, scores):
         t.mul_(2)
         (leaf * 3).sum().backward()
         net.eval()
+        scores.zero_()  # a blank answer that poisons its input so that the reference equals its output
         return t
 
     t, leaf, net = torch.ones(3), torch.ones(2, requires_grad=True), nn.Linear(2, 2)
-    same = remote("meddle", meddle)(t, leaf, net)
-    assert same is t and torch.equal(t, torch.full((3,), 2.0))
-    assert torch.equal(leaf.grad, torch.full((2,), 3.0)) and not net.training
+    scores = torch.randn(2, 3)
+    before = scores.clone()
+    f = remote("meddle", meddle)
+    same = f(t, leaf, net, scores)
+    assert same is not t and torch.equal(same, torch.full((3,), 2.0)), "the returned argument carries the change"
+    assert torch.equal(t, torch.ones(3)) and torch.equal(scores, before), "the judge's tensors are pristine"
+    assert leaf.grad is None and net.training, "no .grad written and no mode switched on a judge object"
+    with pytest.raises(AssertionError, match=r"argument 1 \(a tensor of shape \(3,\)\).*argument 4"):
+        assert_inputs_unchanged(f, torch.ones(3), leaf, net, torch.randn(2, 3))
+    with pytest.raises(AssertionError, match="argument 1"):  # the same helper, in one process
+        assert_inputs_unchanged(meddle, torch.ones(3), torch.ones(2, requires_grad=True), nn.Linear(2, 2), torch.randn(2, 3))
+    assert torch.equal(assert_inputs_unchanged(remote("double", lambda x: 2 * x), torch.ones(2)), torch.full((2,), 2.0))
+
+
+def test_a_returned_module_trained_in_place_is_a_copy_and_reported(notebook):
+    remote, _ = notebook
+
+    def train_in_place(net):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)
+        return net
+
+    net = nn.Linear(2, 2)
+    before = copy.deepcopy(net.state_dict())
+    f = remote("train_in_place", train_in_place)
+    with pytest.raises(AssertionError, match=r"argument 1 \(a Linear \(its weights or buffers\)\)"):
+        assert_inputs_unchanged(f, net)
+    out = f(net)
+    assert out is not net and torch.equal(out.weight, before["weight"] + 1)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+def test_a_forged_backward_fails_against_the_forward(notebook):
+    remote, _ = notebook
+
+    class Forged(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g + 1.0  # a gradient that its forward does not have
+
+    forged = remote("forged", lambda x: Forged.apply(x) * 2)
+    honest = remote("honest", lambda x: torch.relu(x) ** 2 + torch.nn.functional.max_pool1d(x[None], 2).sum())
+    for dtype in (torch.float64, torch.float32):
+        x = torch.randn(3, 4, dtype=dtype, requires_grad=True)
+        with pytest.raises(AssertionError, match="does not match its own forward"):
+            torch.autograd.grad(forged(x).sum(), x)
+        mine, = torch.autograd.grad(honest(x).sum(), x)  # kinks (ReLU, max pooling) do not fail an honest answer
+        ref, = torch.autograd.grad((torch.relu(x) ** 2 + torch.nn.functional.max_pool1d(x[None], 2).sum()).sum(), x)
+        torch.testing.assert_close(mine, ref)
+
+
+def test_low_precision_results_are_refused(notebook):
+    remote, _ = notebook
+    f = remote("bf16", lambda x: (x.mean() + 0.001).to(torch.bfloat16))
+    with pytest.raises(TypeError, match="got bfloat16 tensor"):
+        f(torch.full((4,), 0.75))
+    g = remote("half_in_half_out", lambda x: x * 2)
+    assert g(torch.ones(2, dtype=torch.float16)).dtype == torch.float16, "a half input may give a half output"
+
+
+def test_a_module_structure_comes_from_data_not_from_its_methods(notebook):
+    remote, _ = notebook
+
+    class Padded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+            self.scale = nn.Parameter(torch.ones(1))
+
+        def parameters(self, recurse=True):  # a lie padded to the count a test expects
+            yield from super().parameters(recurse)
+            yield torch.zeros(1000)
+
+        def __len__(self):
+            return 7
+
+        def forward(self, x):
+            return self.body(x) * self.scale
+
+    net = remote("Padded", Padded)()
+    local = Padded()
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in nn.Module.parameters(local)) == 2 * 9 + 2 + 1
+    assert [k for k, _ in net.named_parameters()] == ["scale", "body.0.weight", "body.0.bias"]
+    assert set(net.state_dict()) == {"scale", "body.0.weight", "body.0.bias"}
+    assert isinstance(net.body[0], nn.Conv2d) and len(net) == 7, "only the registry is read as data"
+    x = torch.randn(1, 1, 5, 5, requires_grad=True)
+    net(x).sum().backward()
+    assert [p.grad is not None for p in net.parameters()] == [True, True, True], "gradients of the notebook's weights"
+
+
+def test_a_module_that_carries_code_does_not_cross_as_data(notebook):
+    remote, _ = notebook
+
+    class Sneaky:
+        def __call__(self, *args, **kwargs):
+            return torch.zeros(1)
+
+    def make():
+        conv = nn.Conv2d(1, 1, 1)
+        conv._compiled_call_impl = Sneaky  # nn.Module.__call__ would run this where the module is used
+        return conv
+
+    conv = remote("make", make)()
+    assert not isinstance(conv, nn.Module), "a module carrying a class stays in the notebook, behind a proxy"
+    clean = remote("clean", lambda: nn.Conv2d(1, 1, 1))()
+    assert isinstance(clean, nn.Conv2d)
+
+
+def test_a_callback_error_crosses_without_the_judges_text(notebook):
+    remote, _ = notebook
+    seen = {}
+
+    def calls(callback):
+        try:
+            callback()
+        except Exception as exc:  # noqa: BLE001
+            seen["error"] = (type(exc).__name__, str(exc), getattr(exc, "remote_traceback", ""))
+        return 1
+
+    def test_hidden_secret_name():
+        raise AssertionError("hidden input 0.123456789 at /autograder/source/tests/q1.py")
+
+    remote("calls", calls)(test_hidden_secret_name)
+    name, message, trace = seen["error"]
+    assert name == "AssertionError" and trace == ""
+    assert "0.123456789" not in message and "autograder" not in message and "test_hidden" not in message
 
 
 def test_errors_keep_their_type_and_message_but_never_stop_the_judge(notebook):
@@ -209,6 +343,17 @@ def test_operations_are_counted_where_the_function_runs(notebook):
         x = torch.randn(n, 3)
         assert count_torch_calls(f, x)[0] == count_torch_calls(looped, x)[0]
     assert count_torch_calls(f, torch.randn(7, 3))[0] > count_torch_calls(f, torch.randn(2, 3))[0]
+
+
+def test_a_python_loop_over_pixels_counts_as_work(notebook):
+    remote, _ = notebook
+    cell = {"__name__": "__main__", "torch": torch}  # a function defined in a notebook cell
+    exec("def loop_count(x):\n    total = 0\n    for v in x.flatten().tolist():\n        total += v > 0\n"
+         "    return torch.tensor(total)\n", cell)
+    f = remote("loop_count", cell["loop_count"])
+    small, large = count_torch_calls(f, torch.randn(2, 2))[0], count_torch_calls(f, torch.randn(8, 8))[0]
+    assert large > small + 50, "every pass of the loop runs lines of notebook code"
+    assert count_torch_calls(cell["loop_count"], torch.randn(8, 8))[0] == large, "counted alike in one process"
 
 
 def test_a_banned_call_is_reported_even_when_the_notebook_catches_it(notebook):

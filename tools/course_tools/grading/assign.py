@@ -139,7 +139,9 @@ def _test_names(source: str) -> list[str]:
 
 def questions_meta(lab: Lab, tests_dir: Path) -> dict:
     """``questions.json``: the lab, its title and its questions in lab order, each with its points
-    (public and hidden), the names its tests take and its by-hand rule."""
+    (public and hidden), the names its tests take, its by-hand rule, and whether the grader checks the
+    gradients its answers return against finite differences (``torch_gradients:`` in grading.yml turns
+    that off for a question, with the reason)."""
     from otter.test_files import ExceptionTestFile
 
     from course_utils.rules import Rule
@@ -150,6 +152,10 @@ def questions_meta(lab: Lab, tests_dir: Path) -> dict:
     unknown = set(rules) - set(order)
     if unknown:
         raise ValueError(f"{lab.folder}/grading.yml gives by-hand rules for unknown questions {sorted(unknown)}")
+    conventions = lab.grading_spec().get("torch_gradients") or {}
+    if set(conventions) - set(order) or not all(isinstance(v, str) and v.strip() for v in conventions.values()):
+        raise ValueError(f"{lab.folder}/grading.yml: torch_gradients maps questions of the lab to the reason their "
+                         "gradients are not derivatives of their forward")
     for name in order:
         path = tests_dir / f"{name}.py"
         tf = ExceptionTestFile.from_file(str(path))
@@ -160,7 +166,8 @@ def questions_meta(lab: Lab, tests_dir: Path) -> dict:
         if name in rules:
             rule = Rule.from_dict({**rules[name], "question": name, "names": names}).to_dict()
         questions.append({"name": name, "points": round(public + hidden, 6), "public": round(public, 6),
-                          "hidden": round(hidden, 6), "names": names, "rule": rule})
+                          "hidden": round(hidden, 6), "names": names, "rule": rule,
+                          "check_gradients": name not in conventions})
     return {"lab": lab.name, "title": lab_title(lab.master), "questions": questions}
 
 

@@ -1,4 +1,4 @@
-"""What must never reach a student: solution lines and hidden-test text.
+"""What must never reach a student: solution lines and hidden-test text (lines, ``def`` lines and names).
 
 Used by the grader (feedback is redacted with :func:`hidden_test_lines`) and by the leak scan of the
 test suite, which checks every student notebook, every feedback file and the built website.
@@ -44,12 +44,13 @@ def solution_lines(master: Path) -> set[str]:
 
 
 def public_test_lines(tests: dict[str, str]) -> set[str]:
-    """Lines of the public test functions (students see them)."""
+    """Lines of the public test functions (students see them), their ``def`` lines and names included."""
     return _test_lines(tests)[1]
 
 
 def hidden_test_lines(tests: dict[str, str]) -> set[str]:
-    """Lines of the hidden test functions that do not also occur in a public test."""
+    """Lines of the hidden test functions that do not also occur in a public test, with their ``def``
+    lines and the functions' names (a name alone tells what a hidden test checks)."""
     hidden, public = _test_lines(tests)
     return hidden - public
 
@@ -61,17 +62,22 @@ def _test_lines(tests: dict[str, str]) -> tuple[set[str], set[str]]:
         for block in blocks[1:]:
             header = block.splitlines()[0]
             target = hidden if "hidden=True" in header else public
-            for line in block.splitlines()[2:]:  # skip the decorator and the def line
+            for line in block.splitlines()[1:]:  # skip the decorator
                 s = _significant(line)
                 if s:
                     target.add(s)
+                name = re.match(r"\s*def (\w+)\(", line)
+                if name:
+                    target.add(name.group(1))
     return hidden, public
 
 
 def find_leaks(text: str, secret: set[str]) -> list[str]:
-    """The secret lines that occur as whole lines of ``text`` (ignoring indentation)."""
+    """The secret lines that occur as whole lines of ``text`` (ignoring indentation), and the secret
+    names (identifiers such as a hidden test's function name) that occur anywhere in it as words."""
     lines = {line.strip() for line in text.splitlines()}
-    return sorted(secret & lines)
+    names = {s for s in secret if re.fullmatch(r"\w+", s) and re.search(rf"\b{s}\b", text)}
+    return sorted((secret & lines) | names)
 
 
 def readable_text(path: Path) -> str:
@@ -102,7 +108,7 @@ def readable_text(path: Path) -> str:
 
 
 def redact(text: str, secret: set[str]) -> str:
-    for line in secret:
+    for line in sorted(secret, key=len, reverse=True):  # whole lines before the names inside them
         if line in text:
             text = text.replace(line, "[hidden test text removed]")
     return text

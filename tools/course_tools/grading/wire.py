@@ -85,7 +85,11 @@ class Timeout(WireError):
 # --- frames --------------------------------------------------------------------------------------------
 
 
-def send_frame(sock: socket.socket, message: dict, tensors: dict[str, torch.Tensor] | None = None) -> int:
+def send_frame(sock: socket.socket, message: dict, tensors: dict[str, torch.Tensor] | None = None,
+               deadline: float | None = None) -> int:
+    """Send one frame; return its size. With a ``deadline`` (``time.monotonic()``), raise
+    :class:`Timeout` when the other process has not taken the whole frame by then (it does not read
+    its socket): the frame may then be cut short, so the connection is unusable afterwards."""
     from safetensors.torch import save
 
     body = json.dumps(message, allow_nan=True, separators=(",", ":")).encode("utf-8")
@@ -93,8 +97,28 @@ def send_frame(sock: socket.socket, message: dict, tensors: dict[str, torch.Tens
     if len(body) > MAX_JSON or len(blob) > MAX_BLOB:
         raise WireError(f"message too large ({len(body)} bytes of JSON, {len(blob)} bytes of tensors)")
     frame = HEADER.pack(MAGIC, len(body), len(blob)) + body + blob
-    sock.sendall(frame)
+    if deadline is None:
+        sock.sendall(frame)
+    else:
+        _send_exactly(sock, memoryview(frame), deadline)
     return len(frame)
+
+
+def _send_exactly(sock: socket.socket, data: memoryview, deadline: float) -> None:
+    """``sock.sendall(data)`` that gives up at ``deadline``: each chunk waits for the socket to be
+    writable (select) and is sent without blocking, whatever the socket's own mode."""
+    sent = 0
+    while sent < len(data):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Timeout("the other process did not read what was sent before the time limit")
+        _, ready, _ = select.select([], [sock], [], left)
+        if not ready:
+            continue
+        try:
+            sent += sock.send(data[sent:sent + 4 * 2**20], socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            continue
 
 
 def _read_exactly(sock: socket.socket, n: int, deadline: float | None) -> bytes:
@@ -163,24 +187,56 @@ def _class_by_name(path: str, base: type | None, prefixes: tuple[str, ...], exac
 
 
 def module_is_data(m: nn.Module) -> bool:
-    """Can this module cross as data? Its class and every child's are from the list, and no hook or
-    per-instance method is attached."""
+    """Can this module cross as data? Its class and every child's are from the list, no hook is
+    attached, and every other attribute is plain data (no class, function or other object whose code
+    would run where the module is used: PyTorch itself calls some, such as ``_compiled_call_impl``)."""
     for sub in m.modules():
         name = qualified_name(type(sub))
         if not name.startswith(MODULE_PREFIXES):
             return False
-        if any(getattr(sub, hooks) for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
-                                                   "_backward_pre_hooks", "_state_dict_hooks", "_load_state_dict_pre_hooks")):
+        if any(getattr(sub, hooks, None) for hooks in HOOKS):
             return False
-        if any(callable(v) and not isinstance(v, (nn.Module, torch.Tensor, type)) for k, v in vars(sub).items()
-               if k not in MODULE_INTERNALS):
+        if any(not _plain_attribute(type(sub), k) or not is_plain(v) for k, v in vars(sub).items() if k not in MODULE_INTERNALS):
             return False
     return True
 
 
+HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
+         "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks",
+         "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called")
+
+
 def _plain_attribute(cls: type, name) -> bool:
+    """May an instance of ``cls`` that crosses as data carry the attribute ``name``? Not a name that
+    ``nn.Module`` or the class itself defines (``forward``, ``_compiled_call_impl``, ``_call_impl``, a
+    property): only the instance's own data (``in_channels``, ``stride``)."""
     return (isinstance(name, str) and name.isidentifier() and not name.startswith("__")
-            and name not in MODULE_INTERNALS and not callable(getattr(cls, name, None)))
+            and name not in MODULE_INTERNALS and not hasattr(nn.Module, name)
+            and (not hasattr(cls, name) or _plain_class_default(getattr(cls, name, None))))
+
+
+def _plain_class_default(value) -> bool:
+    """A class-level default that an instance may shadow with data (``bias = True``, ``__constants__``)."""
+    return value is None or isinstance(value, (bool, int, float, str, tuple, list))
+
+
+def is_plain(value, depth: int = 0) -> bool:
+    """Plain data: numbers, strings, tensors, arrays, dtypes, sizes and containers of those, and modules
+    and objects that themselves cross as data. No class, function, proxy or other object with code."""
+    if depth > MAX_DEPTH:
+        return False
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor, np.ndarray, np.generic, torch.dtype,
+                                           torch.device, torch.Size, slice, torch.Generator)):
+        return True
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(is_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(is_plain(k, depth + 1) and is_plain(v, depth + 1) for k, v in value.items())
+    if isinstance(value, nn.Module):
+        return qualified_name(type(value)).startswith(MODULE_PREFIXES)
+    if isinstance(value, type) or callable(value):
+        return False
+    return Encoder._is_data_object(value)
 
 
 class Encoder:
@@ -242,7 +298,7 @@ class Encoder:
             return {"$generator": self._tensor(value.get_state())}
         if isinstance(value, nn.Module) and module_is_data(value):
             return self._module(value, depth)
-        if self._is_data_object(value):
+        if self._is_data_object(value) and all(is_plain(v) for v in vars(value).values()):
             return self._object(value, depth)
         if self.by_name and callable(value) and self._library_function(value):
             return {"$fn": self._library_function(value)}
@@ -485,7 +541,10 @@ class Decoder:
         for k, v in self._mapping(data.get("attrs")).items():
             if not _plain_attribute(cls, k):
                 raise WireError(f"a {cls.__name__} cannot carry the attribute {k!r}")
-            m.__dict__[k] = self.decode(v, depth + 1)
+            value = self.decode(v, depth + 1)
+            if not is_plain(value):  # a class, a function or a proxy: code that would run where the module is used
+                raise WireError(f"a {cls.__name__} that crosses as data cannot carry a {type(value).__name__} in {k!r}")
+            m.__dict__[k] = value
         for k, v in self._mapping(data.get("params")).items():
             m._parameters[self._name(k)] = None if v is None else self._tensor_entry(v, parameter=True)
         for k, v in self._mapping(data.get("buffers")).items():
@@ -518,9 +577,13 @@ class Decoder:
         obj = cls.__new__(cls)
         self._store(data, obj)
         for k, v in self._mapping(data.get("vars")).items():
-            if not isinstance(k, str) or not k.isidentifier() or k.startswith("__") or callable(getattr(cls, k, None)):
+            if not isinstance(k, str) or not k.isidentifier() or k.startswith("__") or callable(getattr(cls, k, None)) \
+                    or isinstance(getattr(cls, k, None), property):
                 raise WireError(f"a {cls.__name__} cannot carry the attribute {k!r}")
-            obj.__dict__[k] = self.decode(v, depth + 1)
+            value = self.decode(v, depth + 1)
+            if not is_plain(value):
+                raise WireError(f"a {cls.__name__} that crosses as data cannot carry a {type(value).__name__} in {k!r}")
+            obj.__dict__[k] = value
         return obj
 
     @staticmethod
