@@ -184,3 +184,40 @@ def test_make_grade_passes_its_options_to_the_grader():
                            "GRADE_ARGS=--jobs 3 --timeout 600"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "course_tools.grading.batch 00_getting_started somewhere --jobs 3 --timeout 600" in proc.stdout
+
+
+@pytest.mark.grading
+def test_gradescope_entry_always_writes_results_and_never_follows_a_link(assigned, tmp_path, monkeypatch):
+    from course_tools.grading import gradescope
+
+    lab = LABS[0]
+    root = tmp_path / "autograder"
+    (root / "source").mkdir(parents=True)
+    with zipfile.ZipFile(assigned / lab.name / f"{lab.name}-autograder.zip") as z:
+        z.extractall(root / "source")
+    (root / "submission").mkdir()
+    secret = tmp_path / "root_only.ipynb"  # stands for a root-only file of the image, shaped like a notebook
+    solution = json.loads((assigned / lab.name / "autograder" / f"{lab.name}.ipynb").read_text())
+    secret.write_text(json.dumps(solution))
+    (root / "submission" / "mine.ipynb").symlink_to(secret)
+    assert gradescope.main([str(root)]) == 0
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 0 and "no notebook" in results["output"], "the linked file was not read"
+
+    (root / "submission" / "mine.ipynb").unlink()
+    (root / "submission" / "mine.ipynb").write_text(json.dumps(solution))
+
+    class Broken:
+        def __init__(self, slot):
+            pass
+
+        def grade(self, *args):
+            raise KeyError("a grader bug")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(gradescope, "Judge", Broken)
+    assert gradescope.main([str(root)]) == 0
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 0 and "Status: crashed" in results["output"] and "grader error: KeyError" in results["output"]

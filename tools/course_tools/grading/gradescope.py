@@ -14,7 +14,11 @@ runs this module as root in a fresh container. It
    an unprivileged user with resource limits), the tests in this trusted process, the ``ci``
    profile;
 4. writes ``/autograder/results/results.json``: one entry per question with its score and the
-   public feedback, and the status and note as the overall output.
+   public feedback, and the status and note as the overall output. It is written whatever happens:
+   a grader error is a ``crashed`` result with a note, never a missing file.
+
+Submitted files are read as root, so a symbolic link among them (to a test, or to a root-only file
+of the image) is never followed.
 """
 
 from __future__ import annotations
@@ -37,11 +41,21 @@ def protect(path: Path) -> None:
         os.chmod(path, stat.S_IRWXU)
 
 
+def _linked(path: Path, root: Path) -> bool:
+    """Is ``path``, or a folder between ``root`` and it, a symbolic link?"""
+    while path != root and root in path.parents:
+        if path.is_symlink():
+            return True
+        path = path.parent
+    return False
+
+
 def choose(submission_dir: Path, lab: LabTests) -> tuple[Submission | None, str]:
     try:
         found = [s for s in find_submissions(submission_dir) if s.path is not None and s.path.suffix == ".ipynb"]
     except SystemExit as exc:
         return None, str(exc)
+    found = [s for s in found if not _linked(s.path, submission_dir)]
     for sub in found:
         try:
             meta = json.loads(sub.path.read_text()).get("metadata", {})
@@ -91,15 +105,24 @@ def main(argv: list[str] | None = None) -> int:
         if nb is None:
             row = _row(sub, lab, None, "invalid", why, 0.0)
         else:
-            judge = Judge(0)
             try:
-                outcome = judge.grade(nb, lab, Limits())
-            finally:
-                judge.close()
-            note = "; ".join(dict.fromkeys(([outcome.note] if outcome.note else []) + list(outcome.flags)))
-            row = _row(sub, lab, outcome, outcome.status, note, time.perf_counter() - started)
-    row.feedback = feedback_text(row, lab, nb, outcome, secret)
-    (results / "results.json").write_text(json.dumps(results_json(row, lab, outcome, secret), indent=2) + "\n")
+                judge = Judge(0)
+                try:
+                    outcome = judge.grade(nb, lab, Limits())
+                finally:
+                    judge.close()
+                note = "; ".join(dict.fromkeys(([outcome.note] if outcome.note else []) + list(outcome.flags)))
+                row = _row(sub, lab, outcome, outcome.status, note, time.perf_counter() - started)
+            except Exception as exc:  # noqa: BLE001 - a grader error is this submission's status, not a missing result
+                outcome = None
+                row = _row(sub, lab, None, "crashed", f"grader error: {type(exc).__name__}", time.perf_counter() - started)
+    try:
+        payload = results_json(row, lab, outcome, secret)
+    except Exception as exc:  # noqa: BLE001 - malformed grading data: still a result
+        row = _row(sub or Submission("(none)", None), lab, None, "crashed", f"grader error: {type(exc).__name__}", row.seconds)
+        outcome = None
+        payload = results_json(row, lab, None, secret)
+    (results / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 
