@@ -1653,7 +1653,13 @@ def check_rule(rule: dict, env: dict, public_tests: list) -> None:
     """The public test that ``grader.check`` runs for a by-hand question (``make assign`` adds it):
     the source check on the cells you ran, then the question's public tests with your answers
     running under :class:`enforced`."""
+    from .checks import _unwritten
+
     rule = Rule.from_dict(rule)
+    unwritten = [name for name in rule.names if name in env and _unwritten(env[name])]
+    if unwritten or not any(name in env for name in rule.names):
+        raise AssertionError(f"{rule.question}: not answered yet ({', '.join(unwritten or rule.names)} is not written); "
+                             f"its by-hand rule: {rule.text}")
     cells = _kernel_history()
     problems = [str(f) for f in source_findings(rule, cells) + stored_findings(rule, cells)]
     violations: list[str] = []

@@ -173,12 +173,21 @@ def questions_meta(lab: Lab, tests_dir: Path) -> dict:
 
 RULE_TEST = '''
 
-@test_case(points=0, hidden=False)
+BY_HAND_RULE = {rule!r}
+
+
+@test_case(name={name!r}, points=0, hidden=False)
 def test_follows_the_by_hand_rule(env):
     """{text}"""
     from course_utils.rules import check_rule
-    check_rule({rule!r}, env, [{cases}])
+    check_rule(BY_HAND_RULE, env, [{cases}])
 '''
+
+
+def rule_test_name(rule: dict) -> str:
+    """What ``grader.check`` calls a question's by-hand rule test: ``by-hand rule: no F.cross_entropy``."""
+    example = (rule.get("example") or "").split("(", 1)[0].strip()
+    return f"by-hand rule: no {example}" if example else "by-hand rule"
 
 
 def add_rule_tests(notebook: Path, meta: dict) -> None:
@@ -190,7 +199,8 @@ def add_rule_tests(notebook: Path, meta: dict) -> None:
             source = tests[q["name"]]
             cases = ", ".join(_public_cases(source))
             tests[q["name"]] = source.rstrip() + "\n" + RULE_TEST.format(text=q["rule"]["rule"].replace('"""', "'''"),
-                                                                         rule=q["rule"], cases=cases)
+                                                                         rule=q["rule"], cases=cases,
+                                                                         name=rule_test_name(q["rule"]))
     nbformat.write(nb, notebook)
 
 
