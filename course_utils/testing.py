@@ -116,14 +116,21 @@ def assert_inputs_unchanged(fn: Callable, /, *args, **kwargs) -> Any:
         result, changed = remote(fn, *args, **kwargs)
     else:
         named = [(f"argument {k + 1}", v) for k, v in enumerate(args)] + [(f"argument {k!r}", v) for k, v in kwargs.items()]
+        from torch import nn
+
         before = []
         for where, value in named:
             found: list = []
             _tensors_in(value, where, found)
-            before += [(where, value, t, t.detach().clone()) for _, t in found]
+            before += [(where, value, t, t.detach().clone(), t.grad) for _, t in found]
         result = fn(*args, **kwargs)
-        changed = list(dict.fromkeys(f"{where} ({_describe(value)})" for where, value, t, old in before
-                                     if t.shape != old.shape or not bool((t.detach() == old).all() | (t.detach().isnan() & old.isnan()).all())))
+        changed = []
+        for where, value, t, old, grad in before:
+            if t.shape != old.shape or not bool(((t.detach() == old) | (t.detach().isnan() & old.isnan())).all()):
+                changed.append(f"{where} ({_describe(value)})")
+            elif t.grad is not grad and not isinstance(t, nn.Parameter):
+                changed.append(f"{where} ({_describe(value)}, its .grad was written)")
+        changed = list(dict.fromkeys(changed))
     if changed:
         raise AssertionError(f"{name} changed its input in place: {'; '.join(changed)}. Leave the caller's data "
                              "as it was: work on a copy (x.clone(), copy.deepcopy(net)), or put back exactly what you changed")

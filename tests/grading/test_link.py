@@ -405,3 +405,19 @@ def test_a_trained_network_is_judged_on_data_the_judge_makes_and_the_labels_stay
     assert accuracy == 1.0
     [call] = [json.loads(m) for m in judge.audit]
     assert call["op"] == "call" and json.dumps(call).count('"$t"') == 1, "one tensor crossed: the images, not the labels"
+
+
+def test_a_gradient_written_into_an_argument_is_reported(notebook):
+    remote, _ = notebook
+
+    def fit_t(logits, labels):
+        t = torch.ones((), requires_grad=True)
+        F.cross_entropy(logits / t, labels).backward()  # the scores were not detached: they get a .grad
+        return float(t.grad)
+
+    logits, labels = torch.randn(6, 3, requires_grad=True), torch.randint(0, 3, (6,))
+    for f in (remote("fit_t", fit_t), fit_t):
+        with pytest.raises(AssertionError, match=r"argument 1 \(a tensor of shape \(6, 3\), its .grad was written\)"):
+            assert_inputs_unchanged(f, logits, labels)
+        logits.grad = None
+    assert isinstance(assert_inputs_unchanged(remote("fine", lambda x, y: float(x.detach().sum())), logits, labels), float)

@@ -586,6 +586,8 @@ class Link:
                     raise WireError(f"the notebook changed the shape of a tensor argument in place "
                                     f"(from {tuple(target.shape)} to {tuple(getattr(new, 'shape', ()))})")
                 entry["value"] = new.detach().to(target.dtype)
+            if isinstance(target, torch.Tensor) and "grad" in change:
+                entry["grad"] = True  # reported (a test may ask), never written on the judge's tensor
             if isinstance(target, nn.Module) and isinstance(change.get("training"), bool):
                 entry["training"] = change["training"]
             if entry:
@@ -889,7 +891,7 @@ def _members(obj) -> set[int]:
 def _changed_arguments(args, kwargs, enc: Encoder, changes: dict) -> list[str]:
     """The arguments whose values the call changed in place, described for a test's message. A tensor
     the notebook changed and then put back exactly (finite differences) counts as unchanged."""
-    changed_ids = set()
+    changed_ids, graded_ids = set(), set()
     for j, change in changes.items():
         obj = enc.objects[j]
         if "value" in change and isinstance(obj, torch.Tensor):
@@ -897,15 +899,19 @@ def _changed_arguments(args, kwargs, enc: Encoder, changes: dict) -> list[str]:
             before = enc.tensors.get(record.get("$t"))
             if before is None or not torch.equal(before.to(change["value"].dtype), change["value"]):
                 changed_ids.add(id(obj))
-    if not changed_ids:
+        if change.get("grad") and isinstance(obj, torch.Tensor) and not isinstance(obj, nn.Parameter):
+            graded_ids.add(id(obj))  # a gradient written into an argument (a module's weights may get theirs)
+    if not changed_ids and not graded_ids:
         return []
     out = []
     named = [(f"argument {k + 1}", v) for k, v in enumerate(args)] + [(f"argument {k!r}", v) for k, v in kwargs.items()]
     for name, value in named:
-        if _members(value) & changed_ids:
+        members = _members(value)
+        if members & (changed_ids | graded_ids):
             kind = ("a tensor of shape " + str(tuple(value.shape))) if isinstance(value, torch.Tensor) else \
                 f"a {type(value).__name__}" + (" (its weights or buffers)" if isinstance(value, nn.Module) else "")
-            out.append(f"{name} ({kind})")
+            grad = ", its .grad was written" if members & graded_ids and not members & changed_ids else ""
+            out.append(f"{name} ({kind}{grad})")
     return out
 
 
