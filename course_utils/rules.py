@@ -1018,10 +1018,9 @@ class _Stored(_Walk):
     visit_YieldFrom = visit_Yield
 
     def enter(self, node):
-        if isinstance(node, ast.ClassDef):
-            for base in node.bases + [k.value for k in node.keywords]:
-                self.store(base, "as a base class")
-        else:
+        # a class's bases are not stores: a class the answer uses is followed by the source check (a
+        # subclass of a forbidden class counts there), and one it does not use costs nothing
+        if not isinstance(node, ast.ClassDef):
             for default in _defaults(node.args):
                 self.store(default, "as a default argument")
         for decorator in getattr(node, "decorator_list", []):
@@ -1042,8 +1041,8 @@ def stored_findings(rule: Rule, cells: list[str]) -> list[Finding]:
     that directly holds one: ``torch.nn.functional`` for ``F.cross_entropy``, ``torch`` for
     ``torch.log_softmax``) where the source check cannot follow it: a container element, an item or
     attribute assignment, an argument of a call (``.append(F.cross_entropy)``, ``setattr(o, 'f', F)``,
-    ``functools.partial(...)``, ``map(...)``), a default argument, a decorator, a class attribute or
-    base, a loop's iterable, a lambda's or a function's return value, a walrus, an augmented assignment.
+    ``functools.partial(...)``, ``map(...)``), a default argument, a decorator, a class attribute, a
+    loop's iterable, a lambda's or a function's return value, a walrus, an augmented assignment.
 
     Not findings: imports and plain assignments to names (``G = F``, ``ce = F.cross_entropy``,
     ``for f in (a, F.cross_entropy)``), which the source check follows, and calls

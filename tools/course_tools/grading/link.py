@@ -475,6 +475,9 @@ class Link:
             raise remote_error(reply["error"])
         inputs = [o for o in enc.objects if isinstance(o, torch.Tensor) and o.requires_grad] if grad else []
         dec = self._decoder(tensors, same=same)
+        # what a call returns is data the judge computes gradients of itself: a .grad it carries is
+        # dropped (reading a notebook object's state, getattr or a snapshot, keeps the notebook's)
+        dec.keep_grads = not (self.role == "judge" and op == "call")
         call = reply.get("call")
         redo = None
         if op == "call" and self.role == "judge" and self.check_gradients:
@@ -561,6 +564,8 @@ class Link:
             message["rule"] = self.rule
         with torch.no_grad():
             reply, tensors = self.request(message, enc.tensors)
+        violations = reply.get("violations", [])  # a forbidden call inside the notebook's backward
+        self.violations += [v[:300] for v in (violations if isinstance(violations, list) else []) if isinstance(v, str)][:20]
         if "error" in reply:
             raise remote_error(reply["error"])
         grads = self._decoder(tensors).decode(reply.get("value"))

@@ -109,6 +109,8 @@ def _send_exactly(sock: socket.socket, data: memoryview, deadline: float) -> Non
     writable (select) and is sent without blocking, whatever the socket's own mode."""
     sent = 0
     while sent < len(data):
+        if sock.fileno() < 0:
+            raise OSError(9, "Bad file descriptor (the socket is closed)")
         left = deadline - time.monotonic()
         if left <= 0:
             raise Timeout("the other process did not read what was sent before the time limit")
@@ -384,6 +386,7 @@ class Decoder:
         self.objects: dict[int, Any] = {}     # index -> decoded tensor, module or object
         self.versions: dict[int, int] = {}   # index -> tensor version counter right after decoding
         self.grad_outputs: list[tuple[dict, torch.Tensor]] = []   # tensors that carry "fn"
+        self.keep_grads = True               # set a tensor's .grad from the message
         self._done: dict[int, Any] = {}
 
     def decode(self, data, depth: int = 0):
@@ -520,7 +523,7 @@ class Decoder:
             t = nn.Parameter(t, requires_grad=True) if parameter or data.get("param") else t.requires_grad_(True)
         elif parameter or data.get("param"):
             t = nn.Parameter(t, requires_grad=False)
-        if "grad" in data:
+        if "grad" in data and self.keep_grads:
             grad = self._table(data["grad"])
             if grad.shape != t.shape:
                 raise WireError("a gradient whose shape differs from its tensor's")
