@@ -78,3 +78,28 @@ def test_the_hidden_test_hunt_finds_them_without_the_sandbox(assigned, tmp_path)
     messages = [c["message"] for q in outcome.questions.values() for c in q["cases"]]
     assert messages and not any("nothing found" in m for m in messages), "without the sandbox the hunt reads the tests"
     assert any("hidden=True" in m for m in messages)
+
+
+@pytest.mark.grading
+def test_hidden_inputs_never_reach_a_public_tests_feedback(assigned):
+    """Every public test runs before any hidden one: a notebook that remembers every input it is
+    given and raises them in a later question's public test has seen only public inputs by then."""
+    import json
+
+    from course_tools.grading.judge import Judge, LabTests, Limits
+
+    lab = LABS[0]
+    nb = json.loads((assigned / lab.name / "autograder" / f"{lab.name}.ipynb").read_text())
+    spy = ("seen = []\n_honest = pixel_cross_entropy\n"
+           "def pixel_cross_entropy(scores, labels):\n    seen.append(tuple(scores.shape))\n    return _honest(scores, labels)\n"
+           "def pixel_accuracy(scores, labels, ignore_index=255):\n    raise ValueError(f'inputs so far: {seen}')\n")
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": spy})
+    judge = Judge(0)
+    try:
+        outcome = judge.grade(nb, LabTests.load(assigned / lab.name), Limits(test_seconds=20))
+    finally:
+        judge.close()
+    public = [c["message"] for c in outcome.questions["pixel_accuracy"]["cases"] if not c["hidden"]]
+    hidden = [c["message"] for c in outcome.questions["pixel_accuracy"]["cases"] if c["hidden"]]
+    assert public and all("inputs so far: [(2, 3, 4, 5)]" in m for m in public), public
+    assert any("(3, 11, 7, 6)" in m for m in hidden), "the hidden tests ran later, on the hidden inputs"

@@ -11,11 +11,21 @@ at the newest run. ``--out DIR`` writes there instead, and refuses a folder that
 unless ``--force``. Every submission gets a status and the batch never aborts:
 
 ``graded``   the notebook ran top to bottom (its own errors included) and every test ran;
-``timeout``  the notebook ran past the time limit (the feedback names the cell it was running);
-``crashed``  its process died or ran out of memory before the tests could start: never a silent 0;
+``timeout``  the notebook ran past the time limit (the feedback names the cell it was running), or
+             the whole submission ran past the time limit plus ``GRACE_SECONDS`` and the batch
+             killed its judge (a new judge grades the rest);
+``crashed``  its process died, ran out of memory, wrote more than ``--disk-mb`` or sent a malformed
+             report before the tests could start: never a silent 0;
 ``invalid``  not a notebook (malformed JSON, an empty file), or another lab's notebook;
 ``flagged``  graded, but it broke a by-hand rule (that question scores 0) or its code looks like
              tampering: a person should look. The note says which.
+
+Rows reach ``gradebook.csv`` (and feedback files ``feedback/``) as each submission finishes, so an
+interrupted run loses no finished row; at the end the gradebook is written again in submission
+order, with ``summary.json``. ``--resume`` continues an interrupted run in the ``latest`` folder (or
+``--out DIR``): submissions that have a row keep it, the others are graded (``.rows.jsonl`` keeps
+the timings of finished rows for the summary). On SIGINT or SIGTERM the batch kills every judge,
+fork server and student process it started, and exits with 130 or 143.
 
 Each submission runs in a student process of its own (:mod:`.student`, isolated by :mod:`.sandbox`)
 forked from a warm server (:mod:`.forkserver`); the tests run in a judge process (:mod:`.judge`)
@@ -27,16 +37,19 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import json
 import os
 import queue
 import re
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,9 +57,13 @@ from pathlib import Path
 from .assign import REPO, find_lab
 from .judge import LabTests, Limits, Outcome, describe_cell
 from .leaks import hidden_test_lines, redact, secret_lines
+from .sandbox import FIRST_UID, kill_user
 
 STATUSES = ("graded", "timeout", "crashed", "invalid", "flagged")
 SKIP_DIRS = (".ipynb_checkpoints", "__pycache__", "__MACOSX")
+GRACE_SECONDS = 60.0     # a submission's wall-clock limit in the batch: its --timeout plus this
+START_SECONDS = 600.0    # a judge's start (its fork server imports torch and the course)
+JOURNAL = ".rows.jsonl"  # the timings of the rows written so far (for --resume's summary)
 
 
 @dataclass
@@ -134,6 +151,23 @@ def validate(path: Path, lab: LabTests) -> tuple[dict | None, str]:
 
 
 def feedback_text(row: Row, lab: LabTests, nb: dict | None, outcome: Outcome | None, secret: set[str]) -> str:
+    """The student's feedback file. It never raises: whatever an outcome holds (the cells that raised
+    come from the student process), the worst case is a shorter text."""
+    try:
+        return _feedback_text(row, lab, nb, outcome, secret)
+    except Exception:  # noqa: BLE001 - a feedback file must not cost the batch
+        lines = [f"# Feedback: {lab.title or lab.name}, {row.submission}", "", f"Status: **{row.status}**"]
+        if row.note:
+            lines.append(f"Note: {row.note}")
+        lines += ["", "The details of this feedback could not be written.", "", f"Total: {row.total:g} / {row.possible:g}"]
+        return redact("\n".join(lines) + "\n", secret)
+
+
+def _text(value, limit: int) -> str:
+    return (value if isinstance(value, str) else "")[:limit]
+
+
+def _feedback_text(row: Row, lab: LabTests, nb: dict | None, outcome: Outcome | None, secret: set[str]) -> str:
     lines = [f"# Feedback: {lab.title or lab.name}, {row.submission}", "", f"Status: **{row.status}**"]
     if row.note:
         lines.append(f"Note: {row.note}")
@@ -141,14 +175,16 @@ def feedback_text(row: Row, lab: LabTests, nb: dict | None, outcome: Outcome | N
     if outcome is None or not outcome.questions:
         lines.append("Your notebook could not be graded, so no question was scored.")
         return redact("\n".join(lines) + "\n", secret)
-    if outcome.errors:
+    errors = [e for e in (outcome.errors if isinstance(outcome.errors, list) else []) if isinstance(e, dict)][:10]
+    if errors:
         lines.append("These cells raised an error when your notebook ran from top to bottom:")
-        for e in outcome.errors[:10]:
-            message = f": {e.get('message')}" if e.get("message") else ""
-            lines.append(f"- {describe_cell(nb or {}, e.get('cell'))}: {e.get('error')}{message}")
+        for e in errors:
+            message = _text(e.get("message"), 200)
+            lines.append(f"- {describe_cell(nb or {}, e.get('cell'))}: {_text(e.get('error'), 60) or 'an error'}"
+                         + (f": {message}" if message else ""))
         lines.append("")
     for q in lab.questions:
-        info = outcome.questions.get(q.name, {"cases": [], "violations": []})
+        info = outcome.questions.get(q.name) or {"cases": [], "violations": []}
         lines.append(f"## {q.name}: {row.scores.get(q.name, 0):g} / {q.points:g}")
         if info.get("violations"):
             rule = (q.rule or {}).get("rule", "")
@@ -168,13 +204,116 @@ def feedback_text(row: Row, lab: LabTests, nb: dict | None, outcome: Outcome | N
     return redact("\n".join(lines) + "\n", secret)
 
 
+def gradebook_header(questions: list[str]) -> list[str]:
+    return ["submission", "status", *questions, "total", "possible", "seconds", "note"]
+
+
+def gradebook_row(r: Row, questions: list[str]) -> list[str]:
+    return [r.submission, r.status, *(f"{r.scores.get(q, 0):g}" for q in questions),
+            f"{r.total:g}", f"{r.possible:g}", f"{r.seconds:.2f}", r.note]
+
+
 def write_gradebook(rows: list[Row], questions: list[str], path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    """The whole gradebook, in one go: written next to ``path`` and moved over it, so an
+    interruption leaves the old file or the new one, never half of one."""
+    part = path.with_name(path.name + ".part")
+    with open(part, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["submission", "status", *questions, "total", "possible", "seconds", "note"])
+        w.writerow(gradebook_header(questions))
         for r in rows:
-            w.writerow([r.submission, r.status, *(f"{r.scores.get(q, 0):g}" for q in questions),
-                        f"{r.total:g}", f"{r.possible:g}", f"{r.seconds:.2f}", r.note])
+            w.writerow(gradebook_row(r, questions))
+    os.replace(part, path)
+
+
+def feedback_path(out: Path, submission: str) -> Path:
+    return out / "feedback" / (re.sub(r"\.ipynb$", "", submission.rstrip("/")) + ".md")
+
+
+def read_gradebook(path: Path, questions: list[str]) -> list[Row]:
+    """The complete rows of a gradebook that an interrupted run wrote (a row cut short is dropped:
+    that submission is graded again)."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        text = f.read()
+    text = text[:text.rfind("\n") + 1]
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    if not records:
+        return []
+    if records[0] != gradebook_header(questions):
+        raise SystemExit(f"{path} has other columns than this lab's gradebook ({', '.join(records[0][:8])}...): "
+                         "resume only a run of the same lab")
+    rows = []
+    for rec in records[1:]:
+        if len(rec) != len(records[0]) or rec[1] not in STATUSES or not rec[0]:
+            continue
+        try:
+            scores = {q: float(v) for q, v in zip(questions, rec[2:2 + len(questions)])}
+            total, possible, seconds = (float(v) for v in rec[2 + len(questions):5 + len(questions)])
+        except ValueError:
+            continue
+        rows.append(Row(rec[0], rec[1], scores, total, possible, seconds, rec[-1]))
+    return rows
+
+
+class _Gradebook:
+    """``gradebook.csv`` as the run goes: the header first, then each row as its submission finishes
+    (appended and flushed, after its feedback file), so an interrupted run loses no finished row; at
+    the end, every row again in submission order. With ``resume``, the rows already there are kept."""
+
+    def __init__(self, out: Path, questions: list[str], resume: bool):
+        self.out, self.questions = out, questions
+        self.path, self.journal = out / "gradebook.csv", out / JOURNAL
+        self.rows: dict[str, Row] = {}
+        self._lock = threading.Lock()
+        if resume and self.path.exists():
+            for row in read_gradebook(self.path, questions):
+                self.rows[row.submission] = row
+            self._load_journal()
+            for row in self.rows.values():
+                target = feedback_path(out, row.submission)
+                row.feedback = target.read_text(errors="replace") if target.is_file() else ""
+        # (on resume: the complete rows again, without a row an interruption cut short)
+        write_gradebook(list(self.rows.values()), questions, self.path)
+        self._file = open(self.path, "a", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._file)
+        self._times = open(self.journal, "a", encoding="utf-8")
+
+    def _load_journal(self) -> None:
+        if not self.journal.is_file():
+            return
+        for line in self.journal.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                row = self.rows.get(entry["submission"])
+                if row is not None and isinstance(entry.get("times"), dict):
+                    row.times = {str(k): float(v) for k, v in entry["times"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+
+    def add(self, row: Row) -> None:
+        with self._lock:
+            target = feedback_path(self.out, row.submission)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(row.feedback)
+            self._csv.writerow(gradebook_row(row, self.questions))
+            self._file.flush()
+            self._times.write(json.dumps({"submission": row.submission, "times": row.times}) + "\n")
+            self._times.flush()
+            self.rows[row.submission] = row
+
+    def finish(self) -> list[Row]:
+        with self._lock:
+            rows = [self.rows[name] for name in sorted(self.rows)]
+            self._file.close()
+            write_gradebook(rows, self.questions, self.path)
+            return rows
+
+    def close(self) -> None:
+        with self._lock:
+            for f in (self._file, self._times):
+                try:
+                    f.close()
+                except OSError:
+                    pass
 
 
 def _row(sub: Submission, lab: LabTests, outcome: Outcome | None, status: str, note: str, seconds: float) -> Row:
@@ -190,51 +329,202 @@ def _row(sub: Submission, lab: LabTests, outcome: Outcome | None, status: str, n
 # --- the batch ------------------------------------------------------------------------------------------------
 
 
-class _JudgeProcess:
-    """One judge process (``python -m course_tools.grading.judge``), fed one task at a time."""
+class JudgeTimeout(Exception):
+    """The judge did not answer within the submission's wall-clock limit."""
 
-    def __init__(self, slot: int):
+
+class JudgeFailed(RuntimeError):
+    """The judge process died, or did not start."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM reached the batch (:func:`main`)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _processes() -> dict[int, tuple[int, int, int]]:
+    """Every process of this machine: pid -> (parent pid, process group, session)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                out[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[3]))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL the process ``pid`` (a judge, not yet reaped), every process descended from it, and every
+    process in their process groups and sessions (a student process's own children included, even if
+    their parent is gone), leaving this process's own group and session alone. Twice, for a process
+    forked in between."""
+    if not os.path.isdir("/proc"):  # another system: the process group is what there is
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return
+    own = {os.getpgrp(), os.getsid(0)}
+    for _ in range(2):
+        procs = _processes()
+        children: dict[int, list[int]] = {}
+        for p, (parent, _, _) in procs.items():
+            children.setdefault(parent, []).append(p)
+        tree, stack = set(), [pid]
+        while stack:
+            p = stack.pop()
+            if p not in tree:
+                tree.add(p)
+                stack += children.get(p, [])
+        groups = {procs[p][1] for p in tree if p in procs} - own
+        sessions = {procs[p][2] for p in tree if p in procs} - own
+        targets = {p for p, (_, g, sid) in procs.items() if p in tree or g in groups or sid in sessions}
+        targets -= {os.getpid(), 1}
+        if not targets:
+            return
+        for p in targets:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+class _JudgeProcess:
+    """One judge process (``python -m course_tools.grading.judge``), fed one task at a time. Nothing
+    here waits without a deadline: the judge's start (``START_SECONDS``), each task (the
+    submission's wall-clock limit), and its answers are read with ``select``."""
+
+    def __init__(self, slot: int, command: list[str] | None = None):
+        self.slot = slot
+        self.mode = ""
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, "-m", "course_tools.grading.judge", "--slot", str(slot)],
+        self.proc = subprocess.Popen(command or [sys.executable, "-m", "course_tools.grading.judge", "--slot", str(slot)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      start_new_session=True)
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        self._buffer = bytearray()
+        self._ready = False
 
-    def run(self, task: dict) -> Outcome:
+    def _died(self, what: str = "died") -> str:
         try:
-            self.proc.stdin.write((json.dumps(task) + "\n").encode())
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except (BrokenPipeError, OSError):
-            line = b""
-        if not line:
             self.log.seek(0, os.SEEK_END)
             self.log.seek(max(0, self.log.tell() - 2000))
             tail = self.log.read().decode("utf-8", "replace").strip().splitlines()
-            raise RuntimeError("the grader's judge process died" + (f": {tail[-1][:200]}" if tail else ""))
+        except (OSError, ValueError):
+            tail = []
+        return f"the grader's judge process {what}" + (f": {tail[-1][:200]}" if tail else "")
+
+    def _readline(self, deadline: float) -> bytes | None:
+        """One line of the judge's answers, or None at the deadline."""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(fd, 2**20)
+                if not chunk:
+                    raise JudgeFailed(self._died())
+                self._buffer += chunk
+        at = self._buffer.index(b"\n")
+        line = bytes(self._buffer[:at])
+        del self._buffer[:at + 1]
+        return line
+
+    def _write(self, data: bytes, deadline: float) -> bool:
+        """Send a task; False if the judge did not take it by the deadline."""
+        view, fd = memoryview(data), self.proc.stdin.fileno()
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _, ready, _ = select.select([], [fd], [], min(left, 1.0))
+            if ready:
+                try:
+                    view = view[os.write(fd, view):]
+                except BlockingIOError:
+                    continue
+                except OSError:  # the judge is gone (a broken pipe)
+                    raise JudgeFailed(self._died()) from None
+        return True
+
+    def start(self) -> str:
+        """Wait for the judge to be ready (its fork server warm); return its isolation mode."""
+        if not self._ready:
+            line = self._readline(time.monotonic() + START_SECONDS)
+            if line is None:
+                raise JudgeFailed(self._died(f"did not start in {START_SECONDS:.0f} s"))
+            try:
+                hello = json.loads(line)
+            except ValueError:
+                raise JudgeFailed("the grader's judge process started badly") from None
+            self.mode = str(hello.get("mode", "")) if isinstance(hello, dict) else ""
+            self._ready = True
+        return self.mode
+
+    def run(self, task: dict, seconds: float) -> Outcome:
+        """Grade one task; raise :class:`JudgeTimeout` past ``seconds`` (the judge must then be killed)."""
+        self.start()
+        deadline = time.monotonic() + seconds
+        if not self._write((json.dumps(task) + "\n").encode(), deadline):
+            raise JudgeTimeout()
+        line = self._readline(deadline)
+        if line is None:
+            raise JudgeTimeout()
         return Outcome(**json.loads(line))
+
+    def kill(self) -> None:
+        """Kill the judge and everything it started: its fork server, the student processes (and,
+        isolated as users only, every process of the slot's user). Does not wait for ever."""
+        if self.proc.returncode is None:  # (not reaped yet: its pid still names it)
+            kill_tree(self.proc.pid)
+        if self.mode == "user":
+            kill_user(FIRST_UID + self.slot)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._close_files()
+
+    def _close_files(self) -> None:
+        for f in (self.proc.stdin, self.proc.stdout, self.log):
+            try:
+                f.close()
+            except (OSError, ValueError):
+                pass
 
     def close(self) -> None:
         try:
             self.proc.stdin.close()
             self.proc.wait(timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
+        except (OSError, ValueError, subprocess.TimeoutExpired):
             pass
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.wait()
-        self.log.close()
+        if self.proc.returncode is None:
+            self.kill()
+        self._close_files()
 
 
 class Grader:
-    """Warm judges (one per job), reused for every batch graded through this object."""
+    """Warm judges (one per job), reused for every batch graded through this object. A submission
+    whose judge does not answer within its ``--timeout`` plus ``grace`` seconds is stopped: its judge,
+    fork server and student processes are killed, and a new judge grades the next submission."""
 
-    def __init__(self, jobs: int | None = None):
+    def __init__(self, jobs: int | None = None, grace: float = GRACE_SECONDS):
         self.jobs = max(1, jobs or os.cpu_count() or 1)
-        self._judges: list[_JudgeProcess] = []
+        self.grace = grace
+        self.judge_command: list[str] | None = None   # another judge program (the grader's own tests)
+        self._judges: list[_JudgeProcess | None] = [None] * self.jobs
         self._slots = iter(range(10_000))
+        self._lock = threading.Lock()
+        self._stopping = False
         self.isolation = ""
 
     def __enter__(self):
@@ -244,44 +534,94 @@ class Grader:
         self.close()
 
     def close(self) -> None:
-        for judge in self._judges:
-            judge.close()
-        self._judges = []
+        with self._lock:
+            judges, self._judges = self._judges, [None] * self.jobs
+        for judge in judges:
+            if judge is not None:
+                judge.close()
 
-    def _run_all(self, tasks: dict[str, dict], progress) -> dict[str, Outcome]:
-        """Run the tasks on the judges in parallel; a judge that dies is replaced."""
-        while len(self._judges) < self.jobs:
-            self._judges.append(_JudgeProcess(next(self._slots)))
+    def kill_all(self) -> None:
+        """Kill every judge and what it started, at once (an interrupted batch)."""
+        with self._lock:
+            self._stopping = True
+            judges, self._judges = self._judges, [None] * self.jobs
+        for judge in judges:
+            if judge is not None:
+                judge.kill()
+
+    def _judge(self, k: int) -> _JudgeProcess:
+        with self._lock:
+            if self._stopping:
+                raise JudgeFailed("the batch was interrupted")
+            if self._judges[k] is None:
+                self._judges[k] = _JudgeProcess(next(self._slots), self.judge_command)
+            return self._judges[k]
+
+    def _drop(self, k: int, judge: _JudgeProcess) -> None:
+        """Kill a judge that died or ran past a submission's limit; the next submission starts a new one."""
+        with self._lock:
+            if self._judges[k] is judge:
+                self._judges[k] = None
+        judge.kill()
+
+    def _run_all(self, tasks: dict[str, dict], progress, seconds: float) -> None:
+        """Run the tasks on the judges in parallel, ``seconds`` at most each; ``progress(name, outcome)``
+        records each as it finishes. Whatever goes wrong with one submission is its row: a judge that
+        dies or hangs is killed and replaced, an error while recording the row is a ``crashed`` row."""
         work: queue.Queue = queue.Queue()
         for name in tasks:
             work.put(name)
-        results: dict[str, Outcome] = {}
 
         def drive(k: int) -> None:
-            while True:
+            while not self._stopping:
                 try:
                     name = work.get_nowait()
                 except queue.Empty:
                     return
+                judge, started = None, time.monotonic()
                 try:
-                    outcome = self._judges[k].run(tasks[name])
-                except RuntimeError as exc:
-                    self._judges[k].close()
-                    self._judges[k] = _JudgeProcess(next(self._slots))
-                    outcome = Outcome(status="crashed", note=str(exc))
-                results[name] = outcome
-                progress(name, outcome)
+                    judge = self._judge(k)
+                    mode = judge.start()
+                    self.isolation = mode or self.isolation
+                    outcome = judge.run(tasks[name], seconds)
+                except JudgeTimeout:
+                    self._drop(k, judge)
+                    outcome = Outcome(status="timeout", note=f"the batch stopped it after {seconds:.0f} s (the time "
+                                      f"limit plus {self.grace:.0f} s): its grading processes were killed",
+                                      times={"start": 0.0, "notebook": time.monotonic() - started, "tests": 0.0})
+                except Exception as exc:  # noqa: BLE001 - a judge that dies is this submission's row
+                    if self._stopping:
+                        return
+                    if judge is not None:
+                        self._drop(k, judge)
+                    note = str(exc) if isinstance(exc, JudgeFailed) else f"grader error: {type(exc).__name__}: {exc}"
+                    outcome = Outcome(status="crashed", note=note[:300])
+                try:
+                    progress(name, outcome)
+                except Exception as exc:  # noqa: BLE001 - e.g. feedback that could not be written
+                    try:
+                        progress(name, Outcome(status="crashed", note=f"grader error while recording this "
+                                               f"submission: {type(exc).__name__}: {exc}"[:300]))
+                    except Exception:  # noqa: BLE001
+                        traceback.print_exc()
 
-        threads = [threading.Thread(target=drive, args=(k,)) for k in range(self.jobs)]
+        threads = [threading.Thread(target=drive, args=(k,), daemon=True) for k in range(min(self.jobs, len(tasks)))]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
-        return results
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:  # an interruption: stop the judges first, then let the threads end
+            self.kill_all()
+            for t in threads:
+                t.join(timeout=15)
+            raise
 
     def grade(self, lab_name: str, submissions: Path, out: Path | None = None, limits: Limits | None = None,
-              assigned_root: Path | None = None, progress: bool = True, force: bool = False) -> list[Row]:
-        """Grade every submission in ``submissions`` against ``lab_name``; write the run folder."""
+              assigned_root: Path | None = None, progress: bool = True, force: bool = False,
+              resume: bool = False) -> list[Row]:
+        """Grade every submission in ``submissions`` against ``lab_name``; write the run folder (with
+        ``resume``, continue the run in ``out`` or the latest run folder)."""
         limits = limits or Limits()
         lab_def = find_lab(lab_name)
         assigned = (assigned_root or REPO / "_assign") / lab_def.name
@@ -290,55 +630,74 @@ class Grader:
         lab = LabTests.load(assigned)
         secret = (secret_lines(lab_def.master, lab.tests) if lab_def.master.is_file() else hidden_test_lines(lab.tests))
         subs = find_submissions(Path(submissions))
-        out = run_folder(lab.name, out, force)
-        results: dict[str, tuple[Row, dict | None, Outcome | None]] = {}
-        pending = {}
-        for sub in subs:
-            if sub.path is None:
-                results[sub.name] = (_row(sub, lab, None, "invalid", sub.problem, 0.0), None, None)
-                continue
-            nb, why = validate(sub.path, lab)
-            if nb is None:
-                results[sub.name] = (_row(sub, lab, None, "invalid", why, 0.0), None, None)
-            else:
-                pending[sub.name] = (sub, nb)
-        lock = threading.Lock()
+        out = run_folder(lab.name, out, force, resume)
+        self.last_out = out
+        book = _Gradebook(out, [q.name for q in lab.questions], resume)
+        try:
+            if resume and progress:
+                left = sum(sub.name not in book.rows for sub in subs)
+                print(f"resuming {out}: {len(book.rows)} rows already written, {left} submissions to grade", flush=True)
+            pending = {}
+            for sub in subs:
+                if sub.name in book.rows:
+                    continue
+                if sub.path is None:
+                    nb, why = None, sub.problem
+                else:
+                    try:
+                        nb, why = validate(sub.path, lab)
+                    except Exception as exc:  # noqa: BLE001 - an unreadable file is that submission's row
+                        nb, why = None, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"
+                if nb is None:
+                    row = _row(sub, lab, None, "invalid", why, 0.0)
+                    row.feedback = feedback_text(row, lab, None, None, secret)
+                    book.add(row)
+                else:
+                    pending[sub.name] = (sub, nb)
 
-        def report(name: str, outcome: Outcome) -> None:
-            sub, nb = pending[name]
-            note = "; ".join(dict.fromkeys(([outcome.note] if outcome.note else []) + list(outcome.flags)))
-            row = _row(sub, lab, outcome, outcome.status, note, sum(outcome.times.values()))
-            row.audit = outcome.audit
-            with lock:
-                results[name] = (row, nb, outcome)
+            def report(name: str, outcome: Outcome) -> None:
+                sub, nb = pending[name]
+                flags = outcome.flags if isinstance(outcome.flags, list) else []
+                note = "; ".join(dict.fromkeys(([outcome.note] if outcome.note else []) + [str(f) for f in flags]))
+                row = _row(sub, lab, outcome, outcome.status, note, sum(outcome.times.values()))
+                row.audit = outcome.audit
+                row.feedback = feedback_text(row, lab, nb, outcome, secret)
                 self.isolation = outcome.isolation or self.isolation
+                book.add(row)
                 if progress:
                     print(f"  {row.submission:40s} {row.status:8s} {row.total:6g} / {row.possible:g}  ({row.seconds:.1f} s)", flush=True)
 
-        tasks = {name: {"assigned": str(assigned), "notebook": nb, "limits": dataclasses.asdict(limits)}
-                 for name, (sub, nb) in pending.items()}
-        self._run_all(tasks, report)
-        rows = []
-        for name in sorted(results):
-            row, nb, outcome = results[name]
-            row.feedback = feedback_text(row, lab, nb, outcome, secret)
-            rows.append(row)
-        write_gradebook(rows, [q.name for q in lab.questions], out / "gradebook.csv")
-        for row in rows:
-            target = out / "feedback" / (re.sub(r"\.ipynb$", "", row.submission.rstrip("/")) + ".md")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(row.feedback)
+            tasks = {name: {"assigned": str(assigned), "notebook": nb, "limits": dataclasses.asdict(limits)}
+                     for name, (sub, nb) in pending.items()}
+            self._run_all(tasks, report, limits.timeout + self.grace)
+            rows = book.finish()
+            if resume and not self.isolation and (out / "summary.json").is_file():  # nothing graded this time
+                try:
+                    self.isolation = str(json.loads((out / "summary.json").read_text()).get("isolation") or "")
+                except (ValueError, AttributeError):
+                    pass
+        finally:
+            book.close()
         summary = {"lab": lab.name, "submissions": len(rows), "jobs": self.jobs, "isolation": self.isolation,
                    "counts": {s: sum(r.status == s for r in rows) for s in STATUSES},
                    "rows": [{"submission": r.submission, "status": r.status, "total": r.total, "seconds": r.seconds,
                              "times": r.times} for r in rows]}
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        self.last_out = out
         return rows
 
 
-def run_folder(lab_name: str, out: Path | None, force: bool) -> Path:
-    """A fresh folder for this run's gradebook and feedback (see the module docstring)."""
+def run_folder(lab_name: str, out: Path | None, force: bool, resume: bool = False) -> Path:
+    """A fresh folder for this run's gradebook and feedback (see the module docstring); with
+    ``resume``, the folder of the run to continue: ``out``, else the lab's ``latest``."""
+    if resume:
+        if force:
+            raise SystemExit("--resume continues a run and --force replaces it: choose one")
+        target = Path(out) if out is not None else REPO / "_grades" / lab_name / "latest"
+        if out is None and not target.exists():
+            raise SystemExit(f"no earlier run of {lab_name} to resume ({target} does not exist)")
+        target = target.resolve()
+        target.mkdir(parents=True, exist_ok=True)
+        return target
     if out is not None:
         out = Path(out)
         if out.exists() and any(out.iterdir()):
@@ -369,9 +728,22 @@ def run_folder(lab_name: str, out: Path | None, force: bool) -> Path:
 
 def grade_folder(lab_name: str, submissions: Path, out: Path | None = None, limits: Limits | None = None,
                  assigned_root: Path | None = None, progress: bool = True, jobs: int | None = None,
-                 force: bool = False) -> list[Row]:
+                 force: bool = False, resume: bool = False) -> list[Row]:
     with Grader(jobs) as grader:
-        return grader.grade(lab_name, submissions, out, limits, assigned_root, progress, force)
+        return grader.grade(lab_name, submissions, out, limits, assigned_root, progress, force, resume)
+
+
+def _kill_children() -> None:
+    """Kill every process this one started, and theirs (an interrupted batch: a judge whose start the
+    signal cut short is not in the grader's list yet)."""
+    if os.path.isdir("/proc"):
+        for pid, (parent, _, _) in _processes().items():
+            if parent == os.getpid():
+                kill_tree(pid)
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,16 +755,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=Limits.timeout, help="seconds per submission (notebook and tests)")
     parser.add_argument("--test-seconds", type=float, default=Limits.test_seconds, help="seconds per test case")
     parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory cap per submission")
+    parser.add_argument("--disk-mb", type=int, default=Limits.disk_mb,
+                        help="cap on what a submission may write in its working directory")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run (the latest run folder, or --out): grade only the "
+                             "submissions without a row")
     args = parser.parse_args(argv)
-    limits = Limits(timeout=args.timeout, test_seconds=args.test_seconds, memory_mb=args.memory_mb)
+    if args.resume and args.force:
+        parser.error("--resume continues a run and --force replaces it: choose one")
+    limits = Limits(timeout=args.timeout, test_seconds=args.test_seconds, memory_mb=args.memory_mb, disk_mb=args.disk_mb)
     start = time.perf_counter()
     grader = Grader(args.jobs)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        rows = grader.grade(args.lab, args.submissions, args.out, limits, force=args.force)
-        out = grader.last_out
+        try:
+            rows = grader.grade(args.lab, args.submissions, args.out, limits, force=args.force, resume=args.resume)
+            out = grader.last_out
+        finally:
+            grader.close()
+    except Interrupted as stop:
+        for sig in previous:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
+        grader.kill_all()
+        _kill_children()
+        out = getattr(grader, "last_out", None)
+        where = f"; the rows of the submissions that finished are in {out / 'gradebook.csv'}" if out else ""
+        print(f"interrupted by {stop}: every grading process was stopped{where}; "
+              "GRADE_ARGS=--resume grades the rest", file=sys.stderr, flush=True)
+        return 128 + stop.signum
     finally:
-        grader.close()
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is _on_signal:
+                signal.signal(sig, handler)
     elapsed = time.perf_counter() - start
     counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
     graded = [r for r in rows if r.times]

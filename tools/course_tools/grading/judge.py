@@ -32,17 +32,18 @@ from functools import lru_cache
 from pathlib import Path
 
 from .link import Link, LinkBroken, NotebookError
-from .sandbox import FIRST_UID
+from .sandbox import FIRST_UID, MAX_FILES
 from .sandbox import Limits as ProcessLimits
 from .student import cell_source, code_cells, is_grader_cell
 
-# patterns that only tampering needs: they decide nothing, they ask a person to look
+# what tampering looks like as text: searched for in a cell that does not parse (the AST scan of
+# course_utils.rules.tamper_findings covers every other cell); they decide nothing, they ask a person to look
 REVIEW = {
     r"input_transformers": "edits IPython's input transformers",
     r"\botter\.(?!Notebook)\w": "reaches into the otter grader",
-    r"course_tools": "touches the course's grader",
+    r"course_tools|course_utils\.(rules|testing)|from\s+course_utils\s+import\s+.*\b(rules|testing)\b": "touches the course's grader",
     r"__code__|__globals__|f_globals|f_back|_getframe": "rewrites code objects or walks stack frames",
-    r"sys\.(settrace|setprofile)|threading\.settrace": "installs a trace hook",
+    r"sys\.(settrace|setprofile)|threading\.(settrace|setprofile)": "installs a trace hook",
     r"\bgc\.(get_objects|get_referrers|get_referents)": "searches the interpreter's memory",
     r"\b(torch|np|numpy)\.testing\.\w+\s*=(?!=)": "replaces a test helper",
     r"(setattr\(\s*|\b)builtins\b": "replaces builtins",
@@ -51,6 +52,14 @@ REVIEW = {
     r"\bos\.(kill|killpg|write|read|dup2?|fdopen|open)\b|\bsignal\.(pthread_kill|signal)\b|ptrace": "sends signals or uses raw file descriptors",
     r"\bsocket\b": "opens sockets",
     r"\bsys\.modules\b|\bimportlib\b|__import__": "imports modules by computed names",
+    r"DisableTorchFunction|_disable_current_modes|_push_mode|_pop_mode|_set_torch_function_mode|torch\._C\b|"
+    r"_python_dispatch|Torch(Function|Dispatch)Mode|__torch_(function|dispatch)__|torch\.overrides": "reaches into torch's mode machinery",
+    r"_compiled_call_impl|_call_impl|_forward_(pre_)?hooks|register_(module_\w+|forward_\w*hook|full_backward_\w*hook|backward_hook)"
+    r"|nn\.modules\.module": "reaches into PyTorch's call hooks",
+    r"\b(threading|_thread|multiprocessing|subprocess|concurrent|pty|asyncio)\b|\bos\.(fork|forkpty|posix_spawnp?|system|popen|exec\w*|spawn\w*)\b"
+    r"|num_workers\s*=\s*[1-9]": "runs code in another thread or process",
+    r"(?<![\w.])(eval|exec|compile|globals|locals|vars|get_ipython|breakpoint)\s*\(|\binspect\b|__dict__|__class__\s*=(?!=)": "runs or looks up code dynamically",
+    r"^\s*(%%?(?!(time|timeit|capture|matplotlib|config)\b)\w|!)": "runs an IPython magic or a shell command",
 }
 
 
@@ -68,11 +77,12 @@ class Limits:
     test_seconds: float = 30.0    # per test case (remote calls and the test's own work)
     memory_mb: int = 4096         # address-space cap of the student process
     file_mb: int = 64             # largest file the student process may write
+    disk_mb: int = 256            # all it may write in its working directory
     max_restarts: int = 2         # new student processes after one died or hung during the tests
     audit: bool = False           # keep every message sent to the student process (tests)
 
     def process(self) -> ProcessLimits:
-        return ProcessLimits(memory_mb=self.memory_mb, file_mb=self.file_mb)
+        return ProcessLimits(memory_mb=self.memory_mb, file_mb=self.file_mb, disk_mb=self.disk_mb)
 
 
 # --- the lab ---------------------------------------------------------------------------------------------
@@ -86,6 +96,7 @@ class Question:
     hidden: float
     names: list
     rule: dict | None = None
+    check_gradients: bool = True  # VJPs checked against finite differences of the forward (link.py)
 
 
 @dataclass
@@ -138,25 +149,43 @@ def student_written(nb: dict, handout: dict) -> list[bool]:
 def rule_findings(nb: dict, lab: LabTests) -> dict[str, list[str]]:
     """Per question with a by-hand rule: what in the submitted source breaks it. The code checked
     is what ``grader.check`` checks: everything reachable from the question's answers, and any
-    statement that patches a library (:func:`course_utils.rules.source_findings`)."""
-    from course_utils.rules import Rule, source_findings
+    statement that patches a library (:func:`course_utils.rules.source_findings`); and, in every
+    cell, each place that stores a forbidden function where that check cannot follow it
+    (:func:`course_utils.rules.stored_findings`: ``d['f'] = F.cross_entropy``, ``.append(...)``, a
+    default argument, ...)."""
+    from course_utils.rules import Rule, source_findings, stored_findings
 
     cells = [cell_source(c) if c.get("cell_type") == "code" and not is_grader_cell(cell_source(c)) else ""
              for c in nb.get("cells", [])]
     out = {}
     for q in lab.questions:
         if q.rule:
-            found = source_findings(Rule.from_dict(q.rule), cells)
+            rule = Rule.from_dict(q.rule)
+            found = source_findings(rule, cells) + stored_findings(rule, cells)
             if found:
-                out[q.name] = [str(f) for f in found]
+                out[q.name] = list(dict.fromkeys(str(f) for f in found))
     return out
 
 
 def review_findings(nb: dict, lab: LabTests) -> list[str]:
-    """Tampering patterns in the cells the student wrote (for a person to look at; not scored)."""
-    written = student_written(nb, lab.handout)
-    source = "\n".join(cell_source(c) for c, w in zip(nb.get("cells", []), written) if w)
-    return [why for pattern, why in REVIEW.items() if re.search(pattern, source)]
+    """What in the cells the student wrote reaches into the grader, torch's mode machinery or the
+    interpreter (:func:`course_utils.rules.tamper_findings`; the handout's own cells are read for
+    imports, not scanned), one line per offending line of code, quoting it. A cell that does not
+    parse is searched line by line for :data:`REVIEW`. For a person to look at; not scored."""
+    from course_utils.rules import Finding, tamper_findings
+
+    cells = [c if isinstance(c, dict) else {} for c in nb.get("cells", [])]
+    written = student_written({**nb, "cells": cells}, lab.handout)
+    sources = [cell_source(c) if c.get("cell_type") == "code" else "" for c in cells]
+    found = tamper_findings(sources, scan=[i for i, w in enumerate(written) if w], fallback=REVIEW)
+    by_line: dict[tuple[int, int], list] = {}
+    for f in found:
+        by_line.setdefault((f.cell, f.line), []).append(f)
+    lines = []
+    for first, *others in by_line.values():  # one line per line of code, every kind of finding on it
+        what = "; ".join(dict.fromkeys(f.what for f in [first, *others]))
+        lines.append(str(Finding(first.cell, first.line, what, first.start, first.code)))
+    return lines
 
 
 # --- the fork server and the student process -------------------------------------------------------------
@@ -211,7 +240,16 @@ class ForkServer:
         return int(self._ask({"op": "spawn", "work": str(work), "slot": slot, "limits": vars(limits)}, [fd])["pid"])
 
     def status(self, pid: int, wait: float = 2.0):
-        return self._ask({"op": "status", "pid": pid, "wait": wait})["status"]
+        return self.report(pid, wait)["status"]
+
+    def report(self, pid: int, wait: float = 2.0) -> dict:
+        """``{"status": exit code or None, "note": why the server killed it, "log": the last line of
+        its output}`` (:mod:`.forkserver`)."""
+        return self._ask({"op": "status", "pid": pid, "wait": wait})
+
+    def check(self, pid: int) -> str:
+        """Why the server killed the process now (it wrote more than its cap), or ""."""
+        return str(self._ask({"op": "check", "pid": pid}).get("note") or "")
 
     def close(self) -> None:
         try:
@@ -222,6 +260,33 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+MAX_REPORTED_ERRORS = 1000
+
+
+def ready_report(message: dict, nb: dict) -> dict | None:
+    """The ``ready`` message of a student process, checked field by field (it is the only message the
+    judge reads outside the request/reply flow): ``cells`` an int, ``errors`` a list of
+    ``{"cell": index of a cell of the notebook, "error": an exception's name (an identifier of at most
+    60 characters), "message": a string (kept to 200 characters)}``, ``memory_error`` a bool,
+    ``output_chars`` an int. Anything else: ``None``."""
+    def count(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**53
+
+    cells = nb.get("cells") if isinstance(nb.get("cells"), list) else []
+    errors = message.get("errors")
+    if not (count(message.get("cells")) and count(message.get("output_chars")) and isinstance(message.get("memory_error"), bool)
+            and isinstance(errors, list) and len(errors) <= min(len(cells), MAX_REPORTED_ERRORS)):
+        return None
+    clean = []
+    for e in errors:
+        if not (isinstance(e, dict) and {"cell", "error", "message"} <= set(e) and count(e["cell"]) and e["cell"] < len(cells)
+                and isinstance(e["error"], str) and re.fullmatch(r"[A-Za-z_]\w{0,59}", e["error"], re.ASCII) and isinstance(e["message"], str)):
+            return None
+        clean.append({"cell": e["cell"], "error": e["error"], "message": e["message"][:200]})
+    return {"cells": message["cells"], "errors": clean, "memory_error": message["memory_error"],
+            "output_chars": message["output_chars"]}
 
 
 class NotebookFailed(Exception):
@@ -253,21 +318,27 @@ class StudentProcess:
             try:
                 message, _ = self.link.receive(deadline)
             except LinkBroken as exc:
-                self.kill()
                 if "time limit" in str(exc):
+                    self.kill()
                     where = f": it was still running {describe_cell(nb, self.cell)}" if self.cell is not None else ""
                     raise NotebookFailed("timeout", f"the notebook ran past the time limit ({self.limits.timeout:.0f} s){where}") from None
                 if "protocol" in str(exc):
+                    self.kill()
                     raise NotebookFailed("crashed", "the notebook's process broke the grading protocol "
                                          "(something wrote to the grader's channel)") from None
-                raise NotebookFailed("crashed", self.death_note(str(exc))) from None
+                note = self.death_note(str(exc))  # (before the kill: its own exit status, not the kill's)
+                self.kill()
+                raise NotebookFailed("crashed", note) from None
             op = message.get("op")
-            if op == "cell" and isinstance(message.get("index"), int):
+            if op == "cell" and isinstance(message.get("index"), int) and not isinstance(message.get("index"), bool):
                 if first is None:
                     first = time.monotonic()
                 self.cell = message["index"]
             elif op == "ready":
-                self.report = {k: message.get(k) for k in ("cells", "errors", "memory_error", "output_chars")}
+                self.report = ready_report(message, nb)
+                if self.report is None:
+                    self.kill()
+                    raise NotebookFailed("crashed", "the notebook's process sent a malformed ready report")
             else:
                 self.kill()
                 raise NotebookFailed("crashed", "the notebook's process broke the grading protocol "
@@ -275,22 +346,28 @@ class StudentProcess:
         now = time.monotonic()
         first = first or now
         self.times = {"start": first - self._started, "notebook": now - first}
-        if not isinstance(self.report.get("errors"), list):
-            self.report["errors"] = []
-        if self.report.get("memory_error"):
+        if self.report["memory_error"]:
             self.kill()
             raise NotebookFailed("crashed", f"ran out of memory (cap {self.limits.memory_mb} MB) in a code cell")
+        over = self.server.check(self.pid)  # what it wrote, measured now rather than at the next round
+        if over:
+            self.kill()
+            raise NotebookFailed("crashed", self._over_note(over))
         return self.report
 
+    def _over_note(self, over: str) -> str:
+        return f"the notebook {over} in its working directory (the cap is {self.limits.disk_mb} MB and " \
+               f"{MAX_FILES} files): its process was stopped"
+
     def death_note(self, why: str) -> str:
-        status = self.server.status(self.pid, wait=2.0)
+        """Why the process ended, from the fork server: its exit status, the cap it went over, and the
+        last line of its output (the judge never opens a file the student process could replace)."""
+        report = self.server.report(self.pid, wait=2.0)
+        status, tail = report.get("status"), str(report.get("log") or "")[:200]
+        if report.get("note"):
+            return self._over_note(str(report["note"]))
         how = "" if status is None else f"killed by signal {abs(status) if status < 0 else status - 128}" \
             if (status < 0 or status > 128) else f"exit code {status}"
-        tail = ""
-        log = self.work / ".student.log"
-        if log.exists():
-            lines = [line for line in log.read_bytes()[-4000:].decode("utf-8", "replace").splitlines() if line.strip()]
-            tail = lines[-1][:200] if lines else ""
         return "the notebook's process died" + (f" ({how})" if how else "") + " before grading finished" + (f": {tail}" if tail else "")
 
     def kill(self) -> None:
@@ -307,6 +384,7 @@ class StudentProcess:
     def close(self) -> None:
         if not self.link.broken:
             try:
+                self.link.deadline = time.monotonic() + 2  # a process that does not read gets no more
                 self.link.notify("bye")
             except LinkBroken:
                 pass
@@ -315,8 +393,9 @@ class StudentProcess:
 
 
 def describe_cell(nb: dict, index: int | None) -> str:
-    cells = nb.get("cells", [])
-    if index is None or not 0 <= index < len(cells):
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list) or not isinstance(index, int) or isinstance(index, bool) \
+            or not 0 <= index < len(cells) or not isinstance(cells[index], dict):
         return "a cell"
     first = next((line.strip() for line in cell_source(cells[index]).splitlines() if line.strip()), "")
     return f'cell {index + 1} ("{first[:60]}")'
@@ -409,23 +488,36 @@ class Judge:
         out.times = dict(session.process.times)
         tests_started = time.monotonic()
         previous = signal.signal(signal.SIGALRM, _alarm)
+        files = {q.name: _test_file(q.name, lab.tests[q.name]) for q in lab.questions}
+        runs = {q.name: ([None] * len(files[q.name].test_cases), []) for q in lab.questions}
         try:
-            for q in lab.questions:
-                self._grade_question(session, q, lab.tests[q.name], out)
+            # every public test of every question first, then the hidden ones: the process that
+            # answers a public test has not yet seen any hidden test's inputs, so a public test's
+            # feedback (which students read) cannot carry them
+            for hidden in (False, True):
+                for q in lab.questions:
+                    self._run_cases(session, q, files[q.name], hidden, runs[q.name], out)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
             session.close()
         out.times["tests"] = time.monotonic() - tests_started
+        for q in lab.questions:
+            test_file, (slots, violations) = files[q.name], runs[q.name]
+            test_file.test_case_results = [_result(tc, c["passed"], c["message"]) for tc, c in zip(test_file.test_cases, slots)]
+            out.questions[q.name] = {"cases": slots, "violations": sorted(set(violations))}
+            out.scores[q.name] = round(float(test_file.score), 4)
         _apply_rules(out, nb, lab)
         out.audit = audit or []
         return out
 
-    def _grade_question(self, session: "_Session", q: Question, source: str, out: Outcome) -> None:
-        """Run every test case of one question in the student's process, restarting it if it is lost."""
-        test_file = _test_file(q.name, source)
-        results, cases, violations = [], [], []
-        for tc in test_file.test_cases:
+    def _run_cases(self, session: "_Session", q: Question, test_file, hidden: bool, run: tuple, out: Outcome) -> None:
+        """Run the public (or the hidden) test cases of one question in the student's process,
+        restarting it if it is lost; each case's record goes to its slot of ``run[0]``."""
+        slots, violations = run
+        for index, tc in enumerate(test_file.test_cases):
+            if bool(tc.hidden) != hidden:
+                continue
             process = session.alive()
             case_started = time.monotonic()
             if process is None:
@@ -442,25 +534,23 @@ class Judge:
                     what = ("the notebook's code ran past a test's time limit" if broken == "hung"
                             else "the notebook's process stopped answering")
                     out.note = out.note or f"{what} during the tests of {q.name}; its process was started again"
-            cases.append({"name": getattr(getattr(tc.body, "test_func", None), "__name__", tc.name),
-                          "hidden": bool(tc.hidden), "points": float(tc.points or 0),
-                          "passed": passed, "message": message[:1500],
-                          "seconds": round(time.monotonic() - case_started, 3)})
-            results.append(_result(tc, passed, message))
-        test_file.test_case_results = results
-        out.questions[q.name] = {"cases": cases, "violations": sorted(set(violations))}
-        out.scores[q.name] = round(float(test_file.score), 4)
+            slots[index] = {"name": getattr(getattr(tc.body, "test_func", None), "__name__", tc.name),
+                            "hidden": bool(tc.hidden), "points": float(tc.points or 0),
+                            "passed": passed, "message": message[:1500],
+                            "seconds": round(time.monotonic() - case_started, 3)}
 
     def _run_case(self, process: StudentProcess, tc, q: Question, limits: Limits, deadline: float):
         """Run one test case; return (passed, message, why the process must be replaced or "")."""
         link = process.link
         seconds = max(0.1, min(limits.test_seconds, deadline - time.monotonic()))
         link.rule = q.rule
+        link.check_gradients = q.check_gradients
         link.deadline = time.monotonic() + seconds
         broken = ""
         try:
-            link.remote("seed", None)
+            # the limit covers everything from here on, the seeding request included
             signal.setitimer(signal.ITIMER_REAL, seconds + 2.0)  # the test's own work has a limit too
+            link.remote("seed", None)
             tc.body.call_func(NotebookNamespace(link))
             passed, message = True, ""
         except TestTimeout:
@@ -547,13 +637,30 @@ def _result(tc, passed: bool, message: str):
 # --- judge workers for the batch -------------------------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """End this judge (and so its fork server, which asked for a parent-death signal) when the batch
+    that started it is gone, even in the middle of a task: nothing of a batch outlives it."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def serve(slot: int) -> int:
-    """``python -m course_tools.grading.judge --slot K``: a judge process for :mod:`.batch`. It reads
-    one task per line on standard input (JSON: the assigned lab's folder, the notebook, the limits)
-    and answers each with one line of JSON (the :class:`Outcome`). Both ends are trusted; what the
-    tests print goes to standard error."""
+    """``python -m course_tools.grading.judge --slot K``: a judge process for :mod:`.batch`. Once its
+    fork server is warm it writes ``{"ready": true, "mode": ...}``; then it reads one task per line
+    on standard input (JSON: the assigned lab's folder, the notebook, the limits) and answers each
+    with one line of JSON (the :class:`Outcome`). Both ends are trusted; what the tests print goes to
+    standard error."""
     import dataclasses
 
+    _die_with_parent()
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -563,12 +670,14 @@ def serve(slot: int) -> int:
     import torch  # noqa: F401
     from otter.test_files import ExceptionTestFile  # noqa: F401
 
+    protocol.write(json.dumps({"ready": True, "mode": judge.server.mode}) + "\n")
+    protocol.flush()
     try:
         for line in sys.stdin:
             task = json.loads(line)
-            lab = _load_lab(task["assigned"], os.path.getmtime(os.path.join(task["assigned"], "questions.json")))
-            limits = Limits(**task.get("limits", {}))
-            try:
+            try:  # (the lab too: a lab being assigned again meanwhile is this submission's status)
+                lab = _load_lab(task["assigned"], os.path.getmtime(os.path.join(task["assigned"], "questions.json")))
+                limits = Limits(**task.get("limits", {}))
                 outcome = judge.grade(task["notebook"], lab, limits)
             except Exception as exc:  # noqa: BLE001 - a grader bug is this submission's status, not the batch's end
                 outcome = Outcome(status="crashed", note=f"grader error: {type(exc).__name__}: {exc}")

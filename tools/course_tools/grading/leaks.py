@@ -66,7 +66,7 @@ def _test_lines(tests: dict[str, str]) -> tuple[set[str], set[str]]:
                 s = _significant(line)
                 if s:
                     target.add(s)
-                name = re.match(r"\s*def (\w+)\(", line)
+                name = re.match(r"def (test\w+)\(", line)  # the test function itself, not helpers inside it
                 if name:
                     target.add(name.group(1))
     return hidden, public

@@ -6,9 +6,12 @@ The strongest mode this machine allows is used (:func:`probe`):
                 built from scratch on a tmpfs that holds, read-only, only what Python needs (the
                 system's ``/usr``, ``/lib``, ``/etc``, the interpreter, its site-packages and the
                 ``course_utils`` and ``course_tools`` sources) plus the submission's fresh working
-                directory, read-write: no test, no other submission and no repository is in view;
-                then an unprivileged user (a uid of its own for each grading slot) with no
-                capabilities, no new privileges, and a parent-death signal;
+                directory, read-write (a tmpfs of its own, ``disk_mb`` in size, holding a copy of
+                the submission and the lab's files): no test, no other submission and no repository
+                is in view; then an unprivileged user (a uid of its own for each grading slot) with
+                no capabilities, no new privileges, and a parent-death signal. The notebook runs as
+                PID 2: PID 1 of a PID namespace ignores every signal it has no handler for, even a
+                SIGKILL it sends itself, so PID 1 is a small init that only waits for it;
 ``userns``      (Linux, not root) the same inside a user namespace, with every capability dropped;
 ``user``        (root where namespaces are refused, as in Gradescope's containers) an unprivileged
                 user only: the caller must make the tests unreadable to it;
@@ -16,6 +19,9 @@ The strongest mode this machine allows is used (:func:`probe`):
 
 In every mode: a memory (address-space) cap, a cap on the size of written files, no core dumps, a
 cap on processes and open files, and a process group of its own that the judge kills at the end.
+The total the working directory may hold (``disk_mb``, ``MAX_FILES`` entries) is enforced by the
+tmpfs in the namespace modes; in the others the fork server measures it (:func:`usage`) and kills a
+process that goes over.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ MODES = ("namespaces", "userns", "user", "none")
 SYSTEM_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
 FIRST_UID = 61000  # grading slot k runs as uid FIRST_UID + k (no account needed)
+MAX_FILES = 10_000  # files and folders the working directory may hold
+MAX_DEPTH = 64      # folders nested in the working directory
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class Limits:
     file_mb: int = 64
     processes: int = 256
     open_files: int = 256
+    disk_mb: int = 256
 
 
 _libc = None
@@ -146,15 +155,34 @@ def _mounts_under(target: str) -> list[str]:
     return points
 
 
-def _build_root(root: str, work: str) -> None:
+def _work_tmpfs(work: str, root: str, disk_mb: int, owner: int | None) -> None:
+    """The working directory inside the new root: a tmpfs of ``disk_mb`` MB and ``MAX_FILES``
+    entries, owned by ``owner``, holding a copy of the regular files the judge put in ``work`` (the
+    submission and the lab's data files; the student process never writes to ``work`` itself)."""
+    target = root + work
+    os.makedirs(target, exist_ok=True)
+    options = f"mode=0700,size={max(1, int(disk_mb))}m,nr_inodes={MAX_FILES}"
+    if owner is not None:
+        options += f",uid={owner},gid={owner}"
+    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+    for entry in os.scandir(work):
+        if entry.is_file(follow_symlinks=False):
+            with open(entry.path, "rb") as src, open(os.path.join(target, entry.name), "wb") as dst:
+                while chunk := src.read(2**20):
+                    dst.write(chunk)
+            os.chmod(os.path.join(target, entry.name), 0o644)
+
+
+def _build_root(root: str, work: str, disk_mb: int = Limits.disk_mb, owner: int | None = None) -> None:
     """A new root file system on a tmpfs at ``root``: read-only binds of :func:`readable_paths`, the
-    working directory read-write, a private ``/tmp``, a fresh ``/proc`` and a few devices."""
+    working directory read-write (:func:`_work_tmpfs`), a private ``/tmp``, a fresh ``/proc`` and a
+    few devices."""
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
     os.makedirs(root + "/tmp", exist_ok=True)
     _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")
     for path in readable_paths():
         _bind(path, root)
-    _bind(work, root, writable=True)
+    _work_tmpfs(work, root, disk_mb, owner)
     os.makedirs(root + "/proc", exist_ok=True)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.makedirs(root + "/dev/shm", exist_ok=True)
@@ -183,11 +211,42 @@ def _set_limits(limits: Limits, count_processes: bool) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the cap fail instead of killing
 
 
+def _exit_code(status: int) -> int:
+    return os.waitstatus_to_exitcode(status) % 256 if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _close_all() -> None:
+    os.closerange(0, 4096)
+
+
+def _become_init() -> None:
+    """In PID 1 of the new PID namespace: fork the process that goes on (PID 2, which returns from
+    here) and stay behind as the namespace's init, holding no file, until it ends; then exit with
+    its status (the kernel then kills whatever else is left in the namespace). PID 1 ignores every
+    signal it has no handler for when it comes from inside the namespace, a SIGKILL it sends itself
+    included: the notebook must not be PID 1, or ``os.kill(os.getpid(), 9)`` would do nothing."""
+    child = os.fork()
+    if child == 0:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != 1:  # PID 1 died before the signal was asked for
+            os._exit(1)
+        return
+    _close_all()
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(1)
+        if pid == child:
+            os._exit(_exit_code(status))
+
+
 def enter(mode: str, work: str, slot: int, limits: Limits, root: str, report_pid) -> None:
     """Isolate the calling (freshly forked, single-threaded) process. In the namespace modes this
-    forks once more: the caller continues as PID 1 of the new PID namespace, while the process that
-    called ``enter`` waits for it, reports its host PID through ``report_pid(pid)`` and exits with
-    its status (this function does not return there)."""
+    forks twice more: the process that called ``enter`` waits for PID 1 of the new PID namespace,
+    reports its host PID through ``report_pid(pid)`` and exits with its status, PID 1 waits for
+    PID 2 (:func:`_become_init`), and PID 2 returns from here (this function does not return in the
+    other two)."""
     os.setsid()
     if mode in ("namespaces", "userns"):
         uid, gid = os.getuid(), os.getgid()
@@ -205,11 +264,14 @@ def enter(mode: str, work: str, slot: int, limits: Limits, root: str, report_pid
         if child:  # the waiting parent, outside the new PID namespace
             report_pid(child)
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            _close_all()  # it holds no copy of the student's socket or log
             _, status = os.waitpid(child, 0)
-            os._exit(os.waitstatus_to_exitcode(status) % 256 if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
-        _build_root(root, work)
+            os._exit(_exit_code(status))
+        owner = FIRST_UID + slot if mode == "namespaces" and os.geteuid() == 0 else None
+        _build_root(root, work, limits.disk_mb, owner)
     else:
         report_pid(os.getpid())
+        os.chdir(work)  # the notebook finds its data files, and writes, next to it as in the namespace modes
     _set_limits(limits, count_processes=mode in ("namespaces", "user"))
     if mode in ("namespaces", "user") and os.geteuid() == 0:
         uid = FIRST_UID + slot
@@ -221,6 +283,8 @@ def enter(mode: str, work: str, slot: int, limits: Limits, root: str, report_pid
     if mode != "none":
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if mode in ("namespaces", "userns"):
+        _become_init()
 
 
 def probe(root: str) -> str:
@@ -267,6 +331,94 @@ def describe(mode: str) -> str:
         "user": "an unprivileged user only (no namespaces on this machine)",
         "none": "NO ISOLATION (this operating system offers none): grade only trusted notebooks here",
     }[mode]
+
+
+def usage(work: str, disk_mb: int) -> str:
+    """What is wrong with the working directory ``work`` of a process isolated without a tmpfs (the
+    ``user`` and ``none`` modes): "" while it holds at most ``disk_mb`` MB in at most ``MAX_FILES``
+    entries, else the note for the gradebook. It is read as root from a directory the student
+    process controls, so it never follows a link and opens nothing but directories (``O_NOFOLLOW |
+    O_DIRECTORY | O_NONBLOCK``, relative to their parent): no symbolic link, FIFO or device is ever
+    opened, and hard links are counted once."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    total, entries, seen = 0, 0, set()
+
+    def walk(fd: int, depth: int) -> str:
+        nonlocal total, entries
+        with os.scandir(fd) as it:
+            for entry in it:
+                entries += 1
+                if entries > MAX_FILES:
+                    return f"created more than {MAX_FILES} files"
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    blocks = getattr(st, "st_blocks", None)  # what it occupies: a sparse file counts its data only
+                    total += blocks * 512 if blocks is not None else st.st_size
+                if total > disk_mb * 2**20:
+                    return f"wrote more than {disk_mb} MB"
+                if entry.is_dir(follow_symlinks=False):
+                    if depth >= MAX_DEPTH:
+                        return f"nested folders more than {MAX_DEPTH} deep"
+                    try:
+                        sub = os.open(entry.name, flags, dir_fd=fd)
+                    except OSError:
+                        continue
+                    try:
+                        found = walk(sub, depth + 1)
+                    finally:
+                        os.close(sub)
+                    if found:
+                        return found
+        return ""
+
+    try:
+        top = os.open(work, flags)
+    except OSError:
+        return ""
+    try:
+        return walk(top, 0)
+    except OSError:
+        return ""
+    finally:
+        os.close(top)
+
+
+def tmpfs_full(path: str, disk_mb: int) -> str:
+    """The same note for the namespace modes, whose working directory is a tmpfs of ``disk_mb`` MB
+    (``path`` reaches it from outside, through ``/proc/PID/root``): the tmpfs is full, so the
+    notebook tried to write more than it holds. Only a file system of exactly that size counts."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return ""
+    if st.f_blocks * st.f_frsize != max(1, int(disk_mb)) * 2**20:
+        return ""
+    if st.f_bavail * st.f_frsize < 2 * 4096:
+        return f"wrote more than {disk_mb} MB"
+    if st.f_files and st.f_favail == 0:
+        return f"created more than {MAX_FILES} files"
+    return ""
+
+
+def kill_user(uid: int) -> None:
+    """Kill every process of ``uid`` (a grading slot's user; as root only): a process the notebook
+    started and detached from its process group (``setsid``) is still that user's. ``kill -9 -1``
+    run as that user signals every process it may signal, that is, every process of that user."""
+    if os.geteuid() != 0 or uid < FIRST_UID:
+        return
+    import subprocess
+
+    kill = next((p for p in ("/bin/kill", "/usr/bin/kill") if os.path.exists(p)), None)
+    command = [kill, "-s", "KILL", "--", "-1"] if kill else [sys.executable, "-I", "-S", "-c", "import os; os.kill(-1, 9)"]
+    try:
+        subprocess.run(command, user=uid, group=uid, extra_groups=[], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, close_fds=True)
+    except (OSError, subprocess.SubprocessError):
+        pass
 
 
 def socket_from_fd(fd: int) -> socket.socket:

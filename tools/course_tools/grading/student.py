@@ -79,6 +79,12 @@ def _memory_error(exc) -> bool:
     return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
 
 
+def _name(exc: BaseException) -> str:
+    """The exception's class name as the judge accepts it (an identifier of at most 60 characters)."""
+    name = type(exc).__name__
+    return name if re.fullmatch(r"[A-Za-z_]\w{0,59}", name, re.ASCII) else "Exception"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else "")[:200]
@@ -121,7 +127,7 @@ def run_notebook(link, nb: dict) -> dict:
                 except Exception:  # noqa: BLE001
                     pass
             if error is not None:
-                report["errors"].append({"cell": index, "error": type(error).__name__, "message": _first_line(error)})
+                report["errors"].append({"cell": index, "error": _name(error), "message": _first_line(error)})
                 if _memory_error(error):
                     report["memory_error"] = True
                     break
