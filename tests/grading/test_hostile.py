@@ -5,7 +5,6 @@ left behind. Lab 0 runs every case; the other labs run their lab-specific ones."
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -14,21 +13,9 @@ import pytest
 from course_tools.grading.assign import discover_labs
 from course_tools.grading.hostile import MARKER, check, lab_cases, run_suite
 from course_tools.grading.leaks import find_leaks, hidden_test_lines, public_test_lines, secret_lines
+from helpers import sandboxed_processes
 
 LABS = discover_labs()
-
-
-def sandboxed_processes() -> list[int]:
-    """Processes of the sandbox users (uid 61000 and up): student processes still alive."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if os.stat(f"/proc/{pid}").st_uid >= 61000:
-                    found.append(int(pid))
-            except OSError:
-                pass
-    return found
 
 
 @pytest.mark.grading

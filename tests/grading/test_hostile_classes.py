@@ -8,25 +8,12 @@ prints the same cases as one table per class."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
 from course_tools.grading.hostile import CLASS_LABS, check, run_classes
-
-
-def sandboxed_processes() -> list[int]:
-    """Processes of the sandbox users (uid 61000 and up): student processes still alive."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if os.stat(f"/proc/{pid}").st_uid >= 61000:
-                    found.append(int(pid))
-            except OSError:
-                pass
-    return found
+from helpers import sandboxed_processes
 
 
 @pytest.mark.grading

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from .batch import Row, _row, Submission, feedback_text, find_submissions, validate
+from .batch import Row, _row, Submission, find_submissions, validate
 from .judge import Judge, LabTests, Limits
 from .leaks import hidden_test_lines, redact
 

@@ -46,7 +46,7 @@ import socket
 import time
 import traceback
 from contextlib import ExitStack, nullcontext
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
