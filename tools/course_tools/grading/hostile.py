@@ -824,7 +824,7 @@ def _classes_lab1(kit: _Kit) -> None:
                 "forged (detach trick) to claim those marginals: the autograd-consistency test passes unless VJPs "
                 "are checked against the forward", 0),
         _attack("c10", "c10_python_viterbi", vit, "right, but a pure-Python loop over the sequences: the torch "
-                "operation count is constant, so only the vectorisation check's outside measure can fail it",
+                "operation count is constant, but the lines of notebook code it runs grow, so the vectorisation test fails",
                 kit.points(vit, "test_viterbi_matches_brute_force_on_short_chains")),
     ], full=(fwd,))
 
@@ -988,7 +988,7 @@ def _classes_lab2(kit: _Kit) -> None:
         _attack("c05", "c05_bfloat16_mean_iou", iou, "mean_iou returns a bfloat16 tensor: the public test wants a "
                 "float, the hidden ones compare in bfloat16", 0),
         _attack("c10", "c10_python_pixel_loop", counts, "right counts from a pure-Python loop over the pixels: the "
-                "torch operation count is constant, so only an outside measure fails the no-loop test",
+                "torch operation count is constant, but the lines of notebook code it runs grow, so the no-loop test fails",
                 kit.all_but(counts, "test_confusion_counts_matches_a_brute_force_count")),
     ])
 
@@ -1226,7 +1226,7 @@ def _classes_lab3(kit: _Kit) -> None:
         _attack("c05", "c05_bfloat16_matrix", cm1, "the right matrix in bfloat16: the gradient test passes "
                 "unless half-precision results are refused", 0),
         _attack("c10", "c10_python_pixel_loop", fast, "right values from pure-Python loops over the pixels: the "
-                "torch operation count does not grow, so only an outside measure fails the vectorisation test",
+                "torch operation count does not grow, but the lines of notebook code it runs do, so the vectorisation test fails",
                 kit.points(fast, "test_fast_transposed_conv_matches_torch")),
     ])
 
