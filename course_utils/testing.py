@@ -5,6 +5,10 @@ runs every test in its own process and calls your code in another one).
 Taught in {ref}`sec-counting-work` (chapter 1): the work a computation does is counted, and a
 vectorized function performs the same number of torch operations (and runs the same lines of notebook
 code) whatever the batch size.
+
+That count is made inside the process that runs your code, so code could fake it: the autograder
+therefore takes no points off for a loop it counts. :func:`expect_vectorized` warns you when you run
+``grader.check`` and flags the notebook for a person to review when it is graded.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any, Callable
 
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["count_torch_calls", "assert_inputs_unchanged"]
+__all__ = ["count_torch_calls", "expect_vectorized", "assert_inputs_unchanged", "LoopWarning"]
 
 
 class _CountTorchCalls(TorchFunctionMode):
@@ -69,6 +73,42 @@ def count_torch_calls(fn: Callable, /, *args, **kwargs) -> tuple[int, Any]:
     with _CountTorchCalls() as counter:
         result = fn(*args, **kwargs)
     return counter.calls, result
+
+
+class LoopWarning(UserWarning):
+    """The work of a function grew with its input where the question asks for vectorised code."""
+
+
+def expect_vectorized(fn: Callable, counts, /, *, over: str = "pixels", slack: int = 0) -> bool:
+    """Say whether ``counts`` (from :func:`count_torch_calls`, smallest input first) stay within
+    ``slack`` of the first one, as vectorised code's do; if they grow, say so without failing.
+
+    A loop over ``over`` (pixels, examples, rows) decides no points: the count comes from the process
+    that ran the code, which a notebook can fool. So a growing count is a :class:`LoopWarning` when
+    you check your notebook, and a flag for a person to review when the autograder grades it (``fn``
+    is then the grader's proxy, which records the flag on the grader's side).
+    """
+    if not callable(fn):
+        raise TypeError(f"expect_vectorized needs the function that was counted, got {type(fn).__name__}")
+    counts = [int(c) for c in counts]
+    if len(counts) < 2:
+        raise ValueError(f"expect_vectorized needs the counts of at least two input sizes, got {len(counts)}")
+    if max(counts) <= counts[0] + slack:
+        return True
+    name = getattr(fn, "__name__", None) or "the function"
+    text = (f"the work grows with the input ({' -> '.join(map(str, counts))} torch operations and lines of "
+            f"notebook code): a Python loop over {over} where the question asks for vectorised code")
+    flag = getattr(type(fn), "_flag_for_review", None)
+    if flag is not None:
+        flag(fn, text)
+    else:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", LoopWarning)
+            warnings.warn(f"{name}: {text}. The autograder takes no points off for this by itself, but flags "
+                          "the notebook for your instructor to review.", LoopWarning, stacklevel=2)
+    return False
 
 
 def _tensors_in(value, path: str, out: list, depth: int = 0) -> None:

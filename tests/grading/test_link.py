@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_tools.grading.link import Link, NotebookError
-from course_utils.testing import assert_inputs_unchanged, count_torch_calls
+from course_utils.testing import LoopWarning, assert_inputs_unchanged, count_torch_calls, expect_vectorized
 
 
 @pytest.fixture
@@ -354,6 +354,32 @@ def test_a_python_loop_over_pixels_counts_as_work(notebook):
     small, large = count_torch_calls(f, torch.randn(2, 2))[0], count_torch_calls(f, torch.randn(8, 8))[0]
     assert large > small + 50, "every pass of the loop runs lines of notebook code"
     assert count_torch_calls(cell["loop_count"], torch.randn(8, 8))[0] == large, "counted alike in one process"
+
+
+def test_a_loop_is_a_flag_for_review_never_a_failure(notebook):
+    """expect_vectorized decides no points: through the judge's proxy a growing count becomes a flag
+    recorded on the judge's side; on a local function it is a LoopWarning naming the function."""
+    remote, judge = notebook
+
+    def looped(x):
+        return torch.stack([row.sum() for row in x])
+
+    f = remote("looped", looped)
+    counts = [count_torch_calls(f, torch.randn(n, 3))[0] for n in (2, 9)]
+    assert expect_vectorized(f, counts, over="rows") is False
+    assert len(judge.review) == 1 and "a Python loop over rows" in judge.review[0]
+    assert f"{counts[0]} -> {counts[1]}" in judge.review[0], "the flag carries the counts a person reads"
+    judge.review.clear()
+    same = [count_torch_calls(f, torch.randn(n, 3))[0] for n in (4, 4)]
+    assert expect_vectorized(f, same) is True and judge.review == []
+    assert expect_vectorized(f, [5, 9], slack=4) is True and judge.review == [], "within the slack"
+
+    with pytest.warns(LoopWarning, match="looped: the work grows with the input"):
+        assert expect_vectorized(looped, counts, over="rows") is False
+    with pytest.raises(ValueError, match="at least two"):
+        expect_vectorized(looped, [3])
+    with pytest.raises(TypeError, match="needs the function"):
+        expect_vectorized(None, [3, 3])
 
 
 def test_a_banned_call_is_reported_even_when_the_notebook_catches_it(notebook):

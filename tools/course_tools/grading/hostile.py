@@ -400,7 +400,7 @@ ATTACK_CLASSES = {
     "c07": "the run-time ban neutered, then the forbidden function used",
     "c08": "forbidden work where the ban does not reach (a thread, the reply's encoding, a VJP)",
     "c09": "a module attribute PyTorch calls (_compiled_call_impl)",
-    "c10": "a pure-Python pixel loop where a test asks for vectorised code",
+    "c10": "a pure-Python pixel loop where a test asks for vectorised code (no points lost: flagged for review)",
 }
 
 # why a class has no case in a lab (printed under the class tables)
@@ -769,30 +769,6 @@ def _classes_lab1(kit: _Kit) -> None:
             marginals = torch.full((B, T, K), 1.0 / K, dtype=unary.dtype)
             pairs = torch.full((B, T - 1, K, K), 1.0 / K ** 2, dtype=unary.dtype)
             return log_z, marginals, pairs
-        '''), (vit, '''
-        def viterbi(unary, transition):
-            """Right, by dynamic programming on Python lists (.tolist()): a Python loop over the
-            sequences of the batch, with no torch operation inside it."""
-            A = transition.tolist()
-            paths, scores = [], []
-            for seq in unary.tolist():
-                K = len(seq[0])
-                delta, back = list(seq[0]), []
-                for row in seq[1:]:
-                    ptr, new = [], []
-                    for j in range(K):
-                        best = max(range(K), key=lambda i: delta[i] + A[i][j])
-                        ptr.append(best)
-                        new.append(delta[best] + A[best][j] + row[j])
-                    back.append(ptr)
-                    delta = new
-                last = max(range(K), key=lambda k: delta[k])
-                path = [last]
-                for ptr in reversed(back):
-                    path.append(ptr[path[-1]])
-                paths.append(path[::-1])
-                scores.append(delta[last])
-            return torch.tensor(paths, dtype=torch.int64), torch.tensor(scores, dtype=unary.dtype)
         '''), (mlp, imports + textwrap.dedent('''
 
         def mlp_message_backprop(weights, biases, x, output_grad, act="tanh"):
@@ -823,10 +799,38 @@ def _classes_lab1(kit: _Kit) -> None:
         _attack("c03", "c03_forged_marginals", chain, "log Z right, marginals uniform, and a gradient of log Z "
                 "forged (detach trick) to claim those marginals: the autograd-consistency test passes unless VJPs "
                 "are checked against the forward", 0),
-        _attack("c10", "c10_python_viterbi", vit, "right, but a pure-Python loop over the sequences: the torch "
-                "operation count is constant, but the lines of notebook code it runs grow, so the vectorisation test fails",
-                kit.points(vit, "test_viterbi_matches_brute_force_on_short_chains")),
     ], full=(fwd,))
+
+    # a loop decides no points (the count is the notebook's own), so it is a flag for review
+    kit.submit("loop", "flagged", kit.notebook((vit, '''
+        def viterbi(unary, transition):
+            """Right, by dynamic programming on Python lists (.tolist()): a Python loop over the
+            sequences of the batch, with no torch operation inside it."""
+            A = transition.tolist()
+            paths, scores = [], []
+            for seq in unary.tolist():
+                K = len(seq[0])
+                delta, back = list(seq[0]), []
+                for row in seq[1:]:
+                    ptr, new = [], []
+                    for j in range(K):
+                        best = max(range(K), key=lambda i: delta[i] + A[i][j])
+                        ptr.append(best)
+                        new.append(delta[best] + A[best][j] + row[j])
+                    back.append(ptr)
+                    delta = new
+                last = max(range(K), key=lambda k: delta[k])
+                path = [last]
+                for ptr in reversed(back):
+                    path.append(ptr[path[-1]])
+                paths.append(path[::-1])
+                scores.append(delta[last])
+            return torch.tensor(paths, dtype=torch.int64), torch.tensor(scores, dtype=unary.dtype)
+        ''')), [
+        _attack("c10", "c10_python_viterbi", vit, "right, but a pure-Python loop over the sequences: the torch "
+                "operation count is constant, but the lines of notebook code it runs grow: full marks, flagged for "
+                "review", kit.all_but(vit)),
+    ], feedback=("a Python loop over the sequences of the batch",))
 
     kit.submit("in_a_thread", "flagged", kit.notebook((vit, "_jobs = []\n_jobs.append(torch.autograd.grad)"), (mlp, (
         imports + "import threading\n\n\n"
@@ -910,7 +914,8 @@ class FCEncoderDecoder(nn.Module):
 def _classes_lab2(kit: _Kit) -> None:
     lin, conv, fce = "linear_to_conv", "convolutionalize_patch_classifier", "fc_encoder_decoder"
     rf, counts, iou = "receptive_field_by_hand", "confusion_counts", "iou_from_confusion"
-    fce_public = kit.points(fce, "test_fc_encoder_decoder_shapes_and_wrong_size")
+    # every local decoder below fails the public test too: its bottom-right scores do not change
+    # when the top-left of the image does (an output-only check, which no proxy can answer for)
 
     lying = _lab2_local_decoder(
         "A purely local decoder whose parameters(), named_parameters(), state_dict(), __len__ and __iter__\n"
@@ -954,17 +959,7 @@ def _classes_lab2(kit: _Kit) -> None:
                 if linear.bias is not None:
                     conv.bias.copy_(linear.bias)
             return conv
-        '''), (fce, lying), (counts, '''
-        def confusion_counts(pred, target, num_classes, ignore_index=None):
-            """Right counts from a pure-Python loop over the pixels (.tolist()): no torch operation per pixel."""
-            if pred.shape != target.shape:
-                raise ValueError(f"pred has shape {tuple(pred.shape)} but target has shape {tuple(target.shape)}")
-            table = [[0] * num_classes for _ in range(num_classes)]
-            for t, p in zip(target.reshape(-1).tolist(), pred.reshape(-1).tolist()):
-                if t != ignore_index:
-                    table[t][p] += 1
-            return torch.tensor(table, dtype=torch.int64)
-        '''), (iou, '''
+        '''), (fce, lying), (iou, '''
         def per_class_iou(conf):
             """Right."""
             n = conf.double()
@@ -984,13 +979,37 @@ def _classes_lab2(kit: _Kit) -> None:
         _attack("c01", "c01_zeroes_the_linear", lin, "zeroes the linear layer's weight in place and returns a zero "
                 "convolution with its bias: the tests' linear(x), computed after the call, agrees", 0),
         _attack("c04", "c04_padded_parameters", fce, "a purely local decoder whose parameters() (and named_parameters, "
-                "state_dict, __len__, __iter__) are padded to the expected count; only the shape test passes", fce_public),
+                "state_dict, __len__, __iter__) are padded to the expected count", 0),
         _attack("c05", "c05_bfloat16_mean_iou", iou, "mean_iou returns a bfloat16 tensor: the public test wants a "
                 "float, the hidden ones compare in bfloat16", 0),
-        _attack("c10", "c10_python_pixel_loop", counts, "right counts from a pure-Python loop over the pixels: the "
-                "torch operation count is constant, but the lines of notebook code it runs grow, so the no-loop test fails",
-                kit.all_but(counts, "test_confusion_counts_matches_a_brute_force_count")),
     ])
+
+    unused = _lab2_local_decoder(
+        "A purely local decoder padded to the expected parameter count by a registered parameter it never uses.",
+        "return self.local(x)", extra='''        S, K, w, C = image_size, num_classes, width, in_channels
+        expected = (C * w * 9 + w + (w * 2 * w * 9 + 2 * w) + (2 * w * (S // 4) ** 2 * code + code)
+                    + (code * K * S * S + K * S * S))
+        self.unused = nn.Parameter(torch.zeros(expected - sum(p.numel() for p in self.local.parameters())))
+''')
+    # a loop decides no points (the count is the notebook's own), so it is a flag for review
+    kit.submit("loop", "flagged", kit.notebook((counts, '''
+        def confusion_counts(pred, target, num_classes, ignore_index=None):
+            """Right counts from a pure-Python loop over the pixels (.tolist()): no torch operation per pixel."""
+            if pred.shape != target.shape:
+                raise ValueError(f"pred has shape {tuple(pred.shape)} but target has shape {tuple(target.shape)}")
+            table = [[0] * num_classes for _ in range(num_classes)]
+            for t, p in zip(target.reshape(-1).tolist(), pred.reshape(-1).tolist()):
+                if t != ignore_index:
+                    table[t][p] += 1
+            return torch.tensor(table, dtype=torch.int64)
+        '''), (fce, unused)), [
+        _attack("c10", "c10_python_pixel_loop", counts, "right counts from a pure-Python loop over the pixels: the "
+                "torch operation count is constant, but the lines of notebook code it runs grow: full marks, flagged "
+                "for review", kit.all_but(counts)),
+        _attack("c04", "c04_unused_parameter", fce, "a purely local decoder with a registered parameter it never "
+                "uses, so the parameter count (true data, from the snapshot) is right: the layer list and the "
+                "every-parameter-changes-the-scores check fail", 0),
+    ], feedback=("a Python loop over pixels",))
 
     kit.submit("flagged", "flagged", kit.notebook(
         (lin, "import course_utils.metrics\n\n_jobs = []\n_jobs.append(course_utils.metrics.scores_from_confusion)\n\n\n"
@@ -1069,8 +1088,8 @@ def _classes_lab2(kit: _Kit) -> None:
             return _in_a_thread(_jobs[0], conf)["mean_iou"]
         ''')), [
         _attack("c03", "c03_forged_dense_gradient", fce, "a purely local decoder whose gradient is forged to be "
-                "dense, so the mixes-space test passes unless VJPs are checked; only the shape test passes "
-                "(in a flagged submission: fc_encoder_decoder has no rule)", fce_public),
+                "dense, so the mixes-space test passes unless VJPs are checked (in a flagged submission: "
+                "fc_encoder_decoder has no rule)", 0),
         _attack("c06", "c06_class_attribute", counts, "course_utils.metrics.confusion_matrix stored as a class "
                 "attribute, then called", 0, BROKEN),
         _attack("c08", "c08_thread", iou, "scores_from_confusion (kept in a list by .append) called in a "
@@ -1096,8 +1115,8 @@ def _classes_lab2(kit: _Kit) -> None:
         _attack("c07", "c07_refuse", counts, "replaces _Ban.refuse through a plainly assigned name, then uses "
                 "confusion_matrix stored by subscript in another cell: in the source, so 0", 0, BROKEN),
         _attack("c02", "c02_writes_input_grad", fce, "a purely local decoder that writes ones into x.grad, so the "
-                "far gradient the mixes-space test reads is not 0; only the shape test passes (graded in a flagged "
-                "submission: fc_encoder_decoder has no rule)", fce_public),
+                "far gradient the mixes-space test reads is not 0 (graded in a flagged submission: "
+                "fc_encoder_decoder has no rule)", 0),
     ])
 
 
@@ -1192,7 +1211,20 @@ def _classes_lab3(kit: _Kit) -> None:
             unused.grad = torch.zeros(1)
             module.register_parameter("unused", unused)
             return module
-        '''), (fast, '''
+        ''')), [
+        _attack("c01", "c01_zeroes_the_input", nearest, "zeroes x in place and upsamples the zeros: the tests' "
+                "F.interpolate(x), computed after each call, agrees", 0),
+        _attack("c02", "c02_presets_grad", head, "each head has an unused parameter whose .grad is preset, so "
+                "'every parameter must be trainable' passes unless the grader ignores the notebook's .grad",
+                kit.all_but(head, "test_heads_structure_initialization_and_artifacts")),
+        _attack("c03", "c03_forged_kernel_gradient", cm2, "a zero matrix whose backward claims the gradient of a "
+                "matrix built from the kernel", 0),
+        _attack("c05", "c05_bfloat16_matrix", cm1, "the right matrix in bfloat16: the gradient test passes "
+                "unless half-precision results are refused", 0),
+    ])
+
+    # a loop decides no points (the count is the notebook's own), so it is a flag for review
+    kit.submit("loop", "flagged", kit.notebook((fast, '''
         def transposed_conv_fast(x, weight, bias=None, stride=1, padding=0, output_padding=0):
             """Right values from pure-Python loops over the numbers (.tolist()): no torch operation per pixel."""
             n, c_in, h, w = x.shape
@@ -1216,19 +1248,11 @@ def _classes_lab3(kit: _Kit) -> None:
             y = torch.tensor(canvas, dtype=x.dtype)[:, :, p:p + h_out, p:p + w_out]
             return y if bias is None else y + bias.detach().view(1, -1, 1, 1)
         ''')), [
-        _attack("c01", "c01_zeroes_the_input", nearest, "zeroes x in place and upsamples the zeros: the tests' "
-                "F.interpolate(x), computed after each call, agrees", 0),
-        _attack("c02", "c02_presets_grad", head, "each head has an unused parameter whose .grad is preset, so "
-                "'every parameter must be trainable' passes unless the grader ignores the notebook's .grad",
-                kit.all_but(head, "test_heads_structure_initialization_and_artifacts")),
-        _attack("c03", "c03_forged_kernel_gradient", cm2, "a zero matrix whose backward claims the gradient of a "
-                "matrix built from the kernel", 0),
-        _attack("c05", "c05_bfloat16_matrix", cm1, "the right matrix in bfloat16: the gradient test passes "
-                "unless half-precision results are refused", 0),
         _attack("c10", "c10_python_pixel_loop", fast, "right values from pure-Python loops over the pixels: the "
-                "torch operation count does not grow, but the lines of notebook code it runs do, so the vectorisation test fails",
-                kit.points(fast, "test_fast_transposed_conv_matches_torch")),
-    ])
+                "torch operation count does not grow, but the lines of notebook code it runs do: flagged for review, "
+                "and its output carries no gradient, so only the gradient sweep fails",
+                kit.all_but(fast, "test_fast_transposed_conv_sweep_and_gradients")),
+    ], feedback=("a Python loop over pixels or rows",))
 
     kit.submit("flagged", "flagged", kit.notebook(
         (cm2, "import course_utils.nets\n\n_jobs = []\n_jobs.append(course_utils.nets.bilinear_kernel)\n\n\n"

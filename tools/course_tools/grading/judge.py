@@ -12,6 +12,9 @@ is started again (at most ``max_restarts`` times) and the other questions are st
 By-hand rules (:mod:`course_utils.rules`) are decided here too: from the submitted cells' source,
 and from the banned calls the student process reports while it serves a question's tests. Either
 scores the question 0 and flags the submission. Scores come from otter's own test-file scoring.
+What only the student process can count (a loop where a question asks for vectorised code,
+:func:`course_utils.testing.expect_vectorized`) decides no points: a test records it as a flag for a
+person to review.
 """
 
 from __future__ import annotations
@@ -529,6 +532,8 @@ class Judge:
                 passed, message, broken = self._run_case(process, tc, q, session.limits, session.deadline)
                 violations += process.link.violations
                 process.link.violations = []
+                out.flags += [f"{q.name}: {text}" for text in process.link.review if f"{q.name}: {text}" not in out.flags]
+                process.link.review = []
                 if broken:
                     session.drop()
                     what = ("the notebook's code ran past a test's time limit" if broken == "hung"

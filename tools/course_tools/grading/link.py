@@ -127,6 +127,13 @@ class Proxy:
         :func:`course_utils.testing.count_torch_calls`."""
         return self._link.remote("call", self._ref, args=args, kwargs=kwargs, count=True)
 
+    def _flag_for_review(self, text: str) -> None:
+        """A test saw something for a person to judge (a loop where the question asks for vectorised
+        code, counted in the notebook's own process): recorded on the judge's side, it flags the
+        submission and decides no points. See :func:`course_utils.testing.expect_vectorized`."""
+        if self._link.role == "judge" and isinstance(text, str):
+            self._link.review.append(text[:300])
+
     def _call_reporting_changes(self, *args, **kwargs):
         """(result, the arguments the call changed in place): see
         :func:`course_utils.testing.assert_inputs_unchanged`."""
@@ -296,6 +303,7 @@ class Link:
         self.deadline: float | None = None
         self.rule: dict | None = None          # judge: the by-hand rule of the question being tested
         self.violations: list[str] = []        # judge: banned calls the student process reported
+        self.review: list[str] = []            # judge: what the tests flagged for a person to review
         self.exports: dict[int, Any] = {}
         self._export_ids: dict[int, int] = {}
         self.proxies: dict[int, Proxy] = {}
