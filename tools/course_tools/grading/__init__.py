@@ -10,4 +10,8 @@
 ``assign``     ``make assign``: master notebooks into student notebooks and autograders
 ``gradescope`` the autograder zip's entry point
 ``hostile``    broken and dishonest submissions, with the grade each must get
+``runs``       a grading run's folder read back, for the instructor's tools below
+``report``     ``make report``: a run's scores, tests, failures and times, as HTML and CSV
+``similarity`` ``make similarity``: pairs of submissions that share code, ranked, side by side
+``export``     ``make export``: a run's gradebook as Canvas imports it, and keyed by student
 """
