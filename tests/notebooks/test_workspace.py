@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
+from datetime import date
 
 import nbformat
 import pytest
@@ -49,11 +51,37 @@ def test_an_updated_hand_out_lands_next_to_the_students_notebook(tmp_path):
     handouts(assigned, text="corrected hand-out")
 
     lines = workspace.prepare(work, assigned, log=io.StringIO())
-    updates = sorted((work / lab).glob(f"{lab}.update-*.ipynb"))
+    updates = sorted((work / lab).glob("update-*.ipynb"))
     assert len(updates) == 1 and "corrected hand-out" in updates[0].read_text()
+    assert updates[0].name == f"update-{date.today().isoformat()}.ipynb", "a short name that says when"
     assert (work / lab / f"{lab}.ipynb").read_text() == "my answers"
     assert any(f"the new hand-out is work/{lab}/{updates[0].name}" in line and "untouched" in line for line in lines)
     assert workspace.prepare(work, assigned, log=io.StringIO()) == [], "said once, not at every start"
+
+    handouts(assigned, text="corrected again")  # a second change the same day: a second, distinct file
+    assert len(workspace.prepare(work, assigned, log=io.StringIO())) == len(LABS)
+    assert "corrected again" in (work / lab / f"update-{date.today().isoformat()}-2.ipynb").read_text()
+
+
+def test_a_regenerated_hand_out_with_new_cell_ids_is_no_update(tmp_path):
+    """make book and make clean regenerate the hand-outs, and nbformat gives every cell a new random
+    id: the content did not change, so make lab says nothing and writes nothing."""
+    assigned, work = handouts(tmp_path / "_assign"), tmp_path / "work"
+    workspace.prepare(work, assigned, log=io.StringIO())
+    handouts(assigned)  # same text, new random cell ids
+    lab = LABS[0].name
+    first = nbformat.read(work / lab / f"{lab}.ipynb", as_version=4).cells[0].id
+    assert nbformat.read(assigned / lab / "student" / f"{lab}.ipynb", as_version=4).cells[0].id != first
+    assert workspace.prepare(work, assigned, log=io.StringIO()) == []
+    assert not list((work / lab).glob("update-*"))
+
+
+def test_an_old_record_of_file_hashes_is_read_without_a_false_update(tmp_path):
+    assigned, work = handouts(tmp_path / "_assign"), tmp_path / "work"
+    workspace.prepare(work, assigned, log=io.StringIO())
+    old = {lab.name: workspace._file_hash(assigned / lab.name / "student" / f"{lab.name}.ipynb") for lab in LABS}
+    (work / workspace.RECORD).write_text(json.dumps(old))
+    assert workspace.prepare(work, assigned, log=io.StringIO()) == []
 
 
 @pytest.fixture
@@ -77,6 +105,22 @@ def test_the_book_copy_is_replaced_only_while_it_holds_what_the_build_wrote(book
     with pytest.raises(WouldLoseWork):
         remove_book_copy(lab)
     assert notebook.read_text() == "answers saved in the book's copy" and (notebook.parent / "extra.ipynb").is_file()
+
+
+def test_files_tools_write_while_the_copy_runs_never_stop_a_build(book_lab):
+    """Running the book's copy top to bottom leaves otter's .OTTER_LOG (and Jupyter may leave
+    checkpoints): nobody's work, so the next build replaces the folder; an edit still stops it."""
+    lab, assigned = book_lab
+    notebook = copy_for_book(lab, assigned)
+    (notebook.parent / ".OTTER_LOG").write_bytes(b"otter's log")
+    (notebook.parent / ".ipynb_checkpoints").mkdir()
+    (notebook.parent / ".ipynb_checkpoints" / f"{lab.name}-checkpoint.ipynb").write_text("a checkpoint")
+    assert copy_for_book(lab, assigned) == notebook
+    assert not (notebook.parent / ".OTTER_LOG").exists()
+    (notebook.parent / ".OTTER_LOG").write_bytes(b"otter's log")
+    notebook.write_text("answers")
+    with pytest.raises(WouldLoseWork, match=rf"{lab.name}.ipynb\. They may be"):
+        copy_for_book(lab, assigned)
 
 
 def test_make_clean_and_make_book_stop_with_one_line_instead_of_deleting(book_lab, monkeypatch, capsys):

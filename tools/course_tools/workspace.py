@@ -5,7 +5,9 @@ are generated, and a build may replace them; ``work/`` belongs to the student. F
 copies the hand-out (the notebook and its data files) to ``work/NN_slug/`` the first time, and after
 that only adds files that are missing. When the hand-out changes later (the course was updated),
 the student's notebook stays as it is and the new hand-out is put next to it as
-``NN_slug.update-<hash>.ipynb``, with a line saying so. ``make clean`` does not touch ``work/``;
+``update-<date>.ipynb``, with a line saying so, once per change of its content (the cells' types and
+sources: regenerating a hand-out gives its cells new random ids, which is no change). ``make clean``
+does not touch ``work/``;
 ``git`` ignores it, so keep your own copy of it (or commit it to a repository of your own).
 """
 
@@ -16,17 +18,42 @@ import hashlib
 import json
 import shutil
 import sys
+from datetime import date
 from pathlib import Path
 
 from . import REPO
 from .grading.assign import assign, discover_labs
 
 WORK = REPO / "work"
-RECORD = ".handouts.json"  # in work/: the hash of the hand-out each lab's copy was made from
+RECORD = ".handouts.json"  # in work/: per lab, the content hash of the hand-out copied and of the last update offered
+
+
+def _file_hash(path: Path) -> str:
+    """The hash the record held before content hashes (kept to read an old record)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
 
 
 def _hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    """A hash of what a student reads and runs: each cell's type and source, in order (not the cells'
+    random ids, outputs or metadata, which change every time a hand-out is generated)."""
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        content = [[c.get("cell_type"), "".join(c.get("source", "")) if isinstance(c.get("source"), list) else c.get("source")]
+                   for c in cells if isinstance(c, dict)]
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return _file_hash(path)
+    return "c" + hashlib.sha256(json.dumps(content).encode()).hexdigest()[:10]
+
+
+def _update_name(dest: Path) -> Path:
+    """``update-<date>.ipynb`` in the lab's folder (``-2``, ``-3`` ... for a second update that day):
+    short, so a file browser shows the part that differs."""
+    day = date.today().isoformat()
+    name, n = dest / f"update-{day}.ipynb", 1
+    while name.exists():
+        n += 1
+        name = dest / f"update-{day}-{n}.ipynb"
+    return name
 
 
 def prepare(work: Path = WORK, assigned: Path = REPO / "_assign", log=sys.stdout) -> list[str]:
@@ -48,7 +75,7 @@ def prepare(work: Path = WORK, assigned: Path = REPO / "_assign", log=sys.stdout
         notebook, dest = handout / f"{lab.name}.ipynb", work / lab.name
         if not dest.exists():
             shutil.copytree(handout, dest)
-            record[lab.name] = _hash(notebook)
+            record[lab.name] = {"copied": _hash(notebook)}
             say(f"{lab.name}: your copy is work/{lab.name}/{lab.name}.ipynb")
             continue
         for src in sorted(handout.rglob("*")):  # data files added to the lab since the copy; nothing is replaced
@@ -58,13 +85,17 @@ def prepare(work: Path = WORK, assigned: Path = REPO / "_assign", log=sys.stdout
                 shutil.copy2(src, target)
                 say(f"{lab.name}: added {target.relative_to(work)}")
         now = _hash(notebook)
-        if record.get(lab.name) not in (None, now):
-            update = dest / f"{lab.name}.update-{now}.ipynb"
-            if not update.exists():
-                shutil.copy2(notebook, update)
-                say(f"{lab.name}: the lab was updated; the new hand-out is work/{lab.name}/{update.name} "
-                    f"(your {lab.name}.ipynb is untouched: copy your answers across if you want the new version)")
-        record.setdefault(lab.name, now)
+        seen = record.get(lab.name)
+        if isinstance(seen, str):  # a record from before content hashes: the raw file's hash
+            seen = {"copied": now if seen == _file_hash(notebook) else seen}
+        seen = seen if isinstance(seen, dict) else {"copied": now}
+        if now not in (seen.get("copied"), seen.get("offered")):
+            update = _update_name(dest)
+            shutil.copy2(notebook, update)
+            seen["offered"] = now
+            say(f"{lab.name}: the lab was updated; the new hand-out is work/{lab.name}/{update.name} "
+                f"(your {lab.name}.ipynb is untouched: copy your answers across if you want the new version)")
+        record[lab.name] = seen
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return done
 

@@ -325,9 +325,17 @@ def assign(lab: Lab, out_root: Path | None = None, quiet: bool = True) -> Path:
 MANIFEST = ".generated.json"  # in labs/NN_slug/student/: what copy_for_book wrote there, file by file
 
 
+# what tools write while a notebook runs or is open (otter's log, Jupyter's checkpoints, bytecode):
+# nobody's work, so they never stop a build
+TOOL_FILES = {".OTTER_LOG"}
+TOOL_DIRS = {".ipynb_checkpoints", "__pycache__"}
+
+
 def _digests(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != MANIFEST and p.name not in TOOL_FILES
+            and not TOOL_DIRS & set(p.relative_to(folder).parts[:-1])}
 
 
 class WouldLoseWork(RuntimeError):

@@ -24,8 +24,9 @@ Rows reach ``gradebook.csv`` (and feedback files ``feedback/``) as each submissi
 interrupted run loses no finished row; at the end the gradebook is written again in submission
 order, with ``summary.json``. ``--resume`` continues an interrupted run in the ``latest`` folder (or
 ``--out DIR``): submissions that have a row keep it, the others are graded (``.rows.jsonl`` keeps
-the timings of finished rows for the summary). On SIGINT or SIGTERM the batch kills every judge,
-fork server and student process it started, and exits with 130 or 143.
+the timings of finished rows for the summary, and every test's result, hidden ones included, for
+``make report``: the instructor's, never a student's). On SIGINT or SIGTERM the batch kills every
+judge, fork server and student process it started, and exits with 130 or 143.
 
 Each submission runs in a student process of its own (:mod:`.student`, isolated by :mod:`.sandbox`)
 forked from a warm server (:mod:`.forkserver`); the tests run in a judge process (:mod:`.judge`)
@@ -55,7 +56,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .assign import REPO, find_lab
-from .judge import LabTests, Limits, Outcome, describe_cell
+from .judge import LabTests, Limits, Outcome, raised_error
 from .leaks import hidden_test_lines, redact, secret_lines
 from .sandbox import FIRST_UID, kill_user
 
@@ -63,7 +64,7 @@ STATUSES = ("graded", "timeout", "crashed", "invalid", "flagged")
 SKIP_DIRS = (".ipynb_checkpoints", "__pycache__", "__MACOSX")
 GRACE_SECONDS = 60.0     # a submission's wall-clock limit in the batch: its --timeout plus this
 START_SECONDS = 600.0    # a judge's start (its fork server imports torch and the course)
-JOURNAL = ".rows.jsonl"  # the timings of the rows written so far (for --resume's summary)
+JOURNAL = ".rows.jsonl"  # the timings and test results of the rows written so far (--resume's summary, make report)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Row:
     feedback: str = ""
     times: dict = field(default_factory=dict)
     audit: list = field(default_factory=list)   # what was sent to the student process (Limits(audit=True))
+    tests: dict = field(default_factory=dict)   # question -> {"cases": [...], "violations": [...]}, hidden tests included
 
 
 # --- finding and checking submissions, before any of their code runs -----------------------------------------
@@ -167,6 +169,55 @@ def _text(value, limit: int) -> str:
     return (value if isinstance(value, str) else "")[:limit]
 
 
+def raised_cells(outcome: Outcome | None) -> list[dict]:
+    """The cells that raised when the notebook ran (from the student process's checked report)."""
+    errors = getattr(outcome, "errors", None)
+    return [e for e in (errors if isinstance(errors, list) else []) if isinstance(e, dict)]
+
+
+def outcome_note(outcome: Outcome, nb: dict | None) -> str:
+    """The gradebook's note: the grader's note, the flags, and whether cells raised (with the first)."""
+    flags = outcome.flags if isinstance(outcome.flags, list) else []
+    parts = ([outcome.note] if outcome.note else []) + [str(f) for f in flags]
+    errors = raised_cells(outcome)
+    if errors:
+        first = raised_error(nb or {}, errors[0])
+        parts.append(f"{len(errors)} cell{'s' if len(errors) > 1 else ''} raised an error (first: {first[:160]})")
+    return "; ".join(dict.fromkeys(parts))
+
+
+def raised_feedback(nb: dict | None, outcome: Outcome | None) -> list[str]:
+    """The lines of feedback on the cells that raised (make grade's feedback and Gradescope's output)."""
+    errors = raised_cells(outcome)[:10]
+    if not errors:
+        return []
+    lines = ["These cells raised an error when your notebook ran from top to bottom:"]
+    lines += [f"- {raised_error(nb or {}, {**e, 'error': _text(e.get('error'), 60), 'message': _text(e.get('message'), 200)})}"
+              for e in errors]
+    return lines + [""]
+
+
+def question_feedback(q, info: dict, score: float) -> list[str]:
+    """The feedback on one question, the same in make grade's feedback and in Gradescope's results:
+    its score, a broken by-hand rule, each public test's result (with its message when it failed),
+    and how many hidden tests ran. Markdown (Gradescope's results say ``output_format: md``)."""
+    lines = [f"{q.name}: {score:g} / {q.points:g}"]
+    if info.get("violations"):
+        rule = (q.rule or {}).get("rule", "")
+        lines.append(f"- **0 points: the by-hand rule was broken.** The rule: {rule}.")
+        lines += [f"  - {v}" for v in info["violations"][:5]]
+    for c in info.get("cases", []):
+        if c["hidden"]:
+            continue
+        lines.append(f"- public test `{c['name']}`: " + ("passed" if c["passed"] else "failed"))
+        if not c["passed"] and c["message"]:
+            lines.append("  ```\n  " + c["message"][:800].replace("\n", "\n  ") + "\n  ```")
+    hidden = sum(bool(c["hidden"]) for c in info.get("cases", []))
+    if hidden:
+        lines.append(f"- hidden tests: {hidden}, run by the grader (their results are not shown)")
+    return lines
+
+
 def _feedback_text(row: Row, lab: LabTests, nb: dict | None, outcome: Outcome | None, secret: set[str]) -> str:
     lines = [f"# Feedback: {lab.title or lab.name}, {row.submission}", "", f"Status: **{row.status}**"]
     if row.note:
@@ -175,31 +226,11 @@ def _feedback_text(row: Row, lab: LabTests, nb: dict | None, outcome: Outcome | 
     if outcome is None or not outcome.questions:
         lines.append("Your notebook could not be graded, so no question was scored.")
         return redact("\n".join(lines) + "\n", secret)
-    errors = [e for e in (outcome.errors if isinstance(outcome.errors, list) else []) if isinstance(e, dict)][:10]
-    if errors:
-        lines.append("These cells raised an error when your notebook ran from top to bottom:")
-        for e in errors:
-            message = _text(e.get("message"), 200)
-            lines.append(f"- {describe_cell(nb or {}, e.get('cell'))}: {_text(e.get('error'), 60) or 'an error'}"
-                         + (f": {message}" if message else ""))
-        lines.append("")
+    lines += raised_feedback(nb, outcome)
     for q in lab.questions:
         info = outcome.questions.get(q.name) or {"cases": [], "violations": []}
-        lines.append(f"## {q.name}: {row.scores.get(q.name, 0):g} / {q.points:g}")
-        if info.get("violations"):
-            rule = (q.rule or {}).get("rule", "")
-            lines.append(f"- **0 points: the by-hand rule was broken.** The rule: {rule}.")
-            lines += [f"  - {v}" for v in info["violations"][:5]]
-        hidden = [c for c in info["cases"] if c["hidden"]]
-        for c in info["cases"]:
-            if c["hidden"]:
-                continue
-            lines.append(f"- public test `{c['name']}`: " + ("passed" if c["passed"] else "failed"))
-            if not c["passed"] and c["message"]:
-                lines.append("  ```\n  " + c["message"][:800].replace("\n", "\n  ") + "\n  ```")
-        if hidden:
-            lines.append(f"- hidden tests: {len(hidden)}, run by the grader (their results are not shown)")
-        lines.append("")
+        heading, *rest = question_feedback(q, info, row.scores.get(q.name, 0))
+        lines += [f"## {heading}", *rest, ""]
     lines.append(f"Total: {row.total:g} / {row.possible:g}")
     return redact("\n".join(lines) + "\n", secret)
 
@@ -296,7 +327,7 @@ class _Gradebook:
             target.write_text(row.feedback)
             self._csv.writerow(gradebook_row(row, self.questions))
             self._file.flush()
-            self._times.write(json.dumps({"submission": row.submission, "times": row.times}) + "\n")
+            self._times.write(json.dumps({"submission": row.submission, "times": row.times, "tests": row.tests}) + "\n")
             self._times.flush()
             self.rows[row.submission] = row
 
@@ -657,10 +688,9 @@ class Grader:
 
             def report(name: str, outcome: Outcome) -> None:
                 sub, nb = pending[name]
-                flags = outcome.flags if isinstance(outcome.flags, list) else []
-                note = "; ".join(dict.fromkeys(([outcome.note] if outcome.note else []) + [str(f) for f in flags]))
-                row = _row(sub, lab, outcome, outcome.status, note, sum(outcome.times.values()))
+                row = _row(sub, lab, outcome, outcome.status, outcome_note(outcome, nb), sum(outcome.times.values()))
                 row.audit = outcome.audit
+                row.tests = outcome.questions if isinstance(outcome.questions, dict) else {}
                 row.feedback = feedback_text(row, lab, nb, outcome, secret)
                 self.isolation = outcome.isolation or self.isolation
                 book.add(row)

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from .batch import Row, _row, Submission, find_submissions, validate
+from .batch import Row, _row, Submission, find_submissions, outcome_note, question_feedback, raised_feedback, validate
 from .judge import Judge, LabTests, Limits
 from .leaks import hidden_test_lines, redact
 
@@ -66,25 +66,18 @@ def choose(submission_dir: Path, lab: LabTests) -> tuple[Submission | None, str]
     return (found[0], "") if found else (None, "no notebook (.ipynb) was submitted")
 
 
-def results_json(row: Row, lab: LabTests, outcome, secret: set[str]) -> dict:
+def results_json(row: Row, lab: LabTests, outcome, secret: set[str], nb: dict | None = None) -> dict:
+    """Gradescope's results: one entry per question with the same feedback ``make grade`` writes
+    (:func:`.batch.question_feedback`), and the status, note and cells that raised as the overall output."""
     tests = []
     for q in lab.questions:
         info = (outcome.questions.get(q.name) if outcome else None) or {"cases": [], "violations": []}
-        lines = []
-        if info.get("violations"):
-            lines.append(f"0 points: the by-hand rule was broken ({(q.rule or {}).get('rule', '')}).")
-            lines += [f"- {v}" for v in info["violations"][:5]]
-        for c in info["cases"]:
-            if not c["hidden"]:
-                lines.append(f"public test {c['name']}: " + ("passed" if c["passed"] else f"failed\n{c['message'][:800]}"))
-        hidden = sum(c["hidden"] for c in info["cases"])
-        if hidden:
-            lines.append(f"{hidden} hidden tests ran (their results are not shown)")
+        lines = question_feedback(q, info, row.scores.get(q.name, 0.0))[1:]
         tests.append({"name": q.name, "score": row.scores.get(q.name, 0.0), "max_score": q.points,
-                      "output": redact("\n".join(lines), secret), "visibility": "visible"})
+                      "output": redact("\n".join(lines), secret), "output_format": "md", "visibility": "visible"})
+    overall = [f"Status: {row.status}"] + ([row.note] if row.note else []) + [""] + raised_feedback(nb, outcome)
     return {"score": row.total, "execution_time": round(row.seconds, 2), "tests": tests,
-            "output": redact(f"Status: {row.status}" + (f"\n{row.note}" if row.note else ""), secret),
-            "stdout_visibility": "hidden"}
+            "output": redact("\n".join(overall).strip(), secret), "output_format": "md", "stdout_visibility": "hidden"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,13 +104,12 @@ def main(argv: list[str] | None = None) -> int:
                     outcome = judge.grade(nb, lab, Limits())
                 finally:
                     judge.close()
-                note = "; ".join(dict.fromkeys(([outcome.note] if outcome.note else []) + list(outcome.flags)))
-                row = _row(sub, lab, outcome, outcome.status, note, time.perf_counter() - started)
+                row = _row(sub, lab, outcome, outcome.status, outcome_note(outcome, nb), time.perf_counter() - started)
             except Exception as exc:  # noqa: BLE001 - a grader error is this submission's status, not a missing result
                 outcome = None
                 row = _row(sub, lab, None, "crashed", f"grader error: {type(exc).__name__}", time.perf_counter() - started)
     try:
-        payload = results_json(row, lab, outcome, secret)
+        payload = results_json(row, lab, outcome, secret, nb)
     except Exception as exc:  # noqa: BLE001 - malformed grading data: still a result
         row = _row(sub or Submission("(none)", None), lab, None, "crashed", f"grader error: {type(exc).__name__}", row.seconds)
         outcome = None

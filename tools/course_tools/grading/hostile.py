@@ -210,8 +210,14 @@ def _broken_files_and_crashes(add, lab, solution, student, assigned) -> None:
                 if other and (assigned.parent / other[0].name / "student").exists()
                 else {**copy.deepcopy(student), "metadata": {"otter": {"assignment_name": "99_another_lab"}}})
     add(Case("another_lab", "another lab's notebook", "invalid", others="zero"), other_nb)
-    add(Case("early_exception", "an exception in an early cell; later questions are independent", "graded"),
+    add(Case("early_exception", "an exception in an early cell; later questions are independent", "graded",
+             feedback=("1 cell raised an error", "raised RuntimeError at line 1: a mistake early in the notebook")),
         _with_cell(solution, "raise RuntimeError('a mistake early in the notebook')", at=1))
+    first = json.loads((assigned / "questions.json").read_text())["questions"][0]
+    add(Case("syntax_error", "a syntax error in the first answer's cell: its tests say why they could not run",
+             "graded", {first["name"]: 0}, feedback=(f"`{first['names'][0]}` is not defined because cell",
+                                                     "raised SyntaxError at line")),
+        _inject(solution, first["names"][0], ["broken = ("]))
     add(Case("prints_200MB", "prints 200 MB", "graded"),
         _with_cell(solution, "import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 2**20)\nprint('done')", at=1))
 
@@ -1495,6 +1501,9 @@ def check(cases: list[Case], rows: dict, questions: dict) -> list[str]:
         for text in case.feedback:
             if text not in row.feedback:
                 problems.append(f"{case.name}: the feedback does not say {text!r}")
+        if case.name == "solution":  # the tests' own code runs in grader.check too: it must not warn students
+            problems += [f"solution: {q}'s test {c['name']} warns: {w}" for q, info in (row.tests or {}).items()
+                         for c in info.get("cases", []) if c for w in c.get("warnings", [])]
         if case.same_as:
             ref = rows[f"{case.same_as}.ipynb"]
             if (row.status, row.scores, row.total, row.note) != (ref.status, ref.scores, ref.total, ref.note):

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -272,7 +273,8 @@ def ready_report(message: dict, nb: dict) -> dict | None:
     """The ``ready`` message of a student process, checked field by field (it is the only message the
     judge reads outside the request/reply flow): ``cells`` an int, ``errors`` a list of
     ``{"cell": index of a cell of the notebook, "error": an exception's name (an identifier of at most
-    60 characters), "message": a string (kept to 200 characters)}``, ``memory_error`` a bool,
+    60 characters), "message": a string (kept to 200 characters), "line": the line of the cell, an int
+    or null}``, ``memory_error`` a bool,
     ``output_chars`` an int. Anything else: ``None``."""
     def count(v) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**53
@@ -287,7 +289,10 @@ def ready_report(message: dict, nb: dict) -> dict | None:
         if not (isinstance(e, dict) and {"cell", "error", "message"} <= set(e) and count(e["cell"]) and e["cell"] < len(cells)
                 and isinstance(e["error"], str) and re.fullmatch(r"[A-Za-z_]\w{0,59}", e["error"], re.ASCII) and isinstance(e["message"], str)):
             return None
-        clean.append({"cell": e["cell"], "error": e["error"], "message": e["message"][:200]})
+        line = e.get("line")
+        if line is not None and not (count(line) and line < 100_000):
+            return None
+        clean.append({"cell": e["cell"], "error": e["error"], "message": e["message"][:200], "line": line})
     return {"cells": message["cells"], "errors": clean, "memory_error": message["memory_error"],
             "output_chars": message["output_chars"]}
 
@@ -395,6 +400,42 @@ class StudentProcess:
         self.server.status(self.pid, wait=2.0)
 
 
+def defining_cell(nb: dict, name: str, errors: list) -> dict | None:
+    """Of the cells that raised (``errors``, as the ready report gives them), the one whose source
+    defines ``name`` at its top level (``def``, ``class`` or an assignment), else ``None``."""
+    pattern = re.compile(rf"^(?:async\s+def|def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*(?::[^=]*)?=(?!=)", re.M)
+    cells = nb.get("cells") if isinstance(nb, dict) and isinstance(nb.get("cells"), list) else []
+    for e in errors:
+        index = e.get("cell") if isinstance(e, dict) else None
+        if isinstance(index, int) and 0 <= index < len(cells) and isinstance(cells[index], dict) \
+                and pattern.search(cell_source(cells[index])):
+            return e
+    return None
+
+
+def raised_error(nb: dict, e: dict) -> str:
+    """One cell's error as students read it: the cell, the error's type, its line and first line."""
+    line = e.get("line")
+    where = f"{describe_cell(nb, e.get('cell'))} raised {e.get('error') or 'an error'}" + (f" at line {line}" if line else "")
+    return where + (f": {e['message']}" if e.get("message") else "")
+
+
+def missing_answer(nb: dict, names: list[str], errors: list) -> str:
+    """Why a test could not run: the names it needs that the notebook does not define, and the cell
+    that should have defined them if it raised."""
+    names = list(dict.fromkeys(names))
+    listed = ", ".join(f"`{n}`" for n in names)
+    verb = "is" if len(names) == 1 else "are"
+    cause = next((e for e in (defining_cell(nb, n, errors) for n in names) if e is not None), None)
+    if cause is not None:
+        return (f"{listed} {verb} not defined because {raised_error(nb, cause)}. The tests of this question could "
+                "not run: fix that cell, then run the notebook from the top")
+    if errors:
+        return (f"{listed} {verb} not defined when the notebook has run ({len(errors)} cells raised an error, "
+                "listed above), so the tests of this question could not run")
+    return f"{listed} {verb} not defined in the notebook, so the tests of this question could not run"
+
+
 def describe_cell(nb: dict, index: int | None) -> str:
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list) or not isinstance(index, int) or isinstance(index, bool) \
@@ -404,6 +445,10 @@ def describe_cell(nb: dict, index: int | None) -> str:
     return f'cell {index + 1} ("{first[:60]}")'
 
 
+class MissingAnswer(Exception):
+    """A test needs a name the notebook does not define."""
+
+
 class NotebookNamespace(dict):
     """What otter's test cases look names up in: each name becomes the notebook's value (plain data)
     or a proxy for its function, class or module; an undefined name gives otter's default."""
@@ -411,11 +456,13 @@ class NotebookNamespace(dict):
     def __init__(self, link: Link):
         super().__init__()
         self.link = link
+        self.missing: list[str] = []   # the names a test asked for that the notebook does not define
 
     def get(self, name, default=None):
         try:
             return self.link.lookup(name)
         except KeyError:
+            self.missing.append(name)
             return default
 
     def __getitem__(self, name):
@@ -523,13 +570,14 @@ class Judge:
                 continue
             process = session.alive()
             case_started = time.monotonic()
+            warned: list = []
             if process is None:
                 passed, message = False, f"not run: {session.lost or 'the notebook process was lost too often'}"
             elif time.monotonic() >= session.deadline:
                 passed, message = False, f"not run: the submission ran past its time limit ({session.limits.timeout:.0f} s)"
                 out.status = "timeout"
             else:
-                passed, message, broken = self._run_case(process, tc, q, session.limits, session.deadline)
+                passed, message, broken, warned = self._run_case(process, tc, q, session.limits, session.deadline, session.nb)
                 violations += process.link.violations
                 process.link.violations = []
                 out.flags += [f"{q.name}: {text}" for text in process.link.review if f"{q.name}: {text}" not in out.flags]
@@ -541,11 +589,14 @@ class Judge:
                     out.note = out.note or f"{what} during the tests of {q.name}; its process was started again"
             slots[index] = {"name": getattr(getattr(tc.body, "test_func", None), "__name__", tc.name),
                             "hidden": bool(tc.hidden), "points": float(tc.points or 0),
-                            "passed": passed, "message": message[:1500],
+                            "passed": passed, "message": message[:1500], "warnings": warned[:5],
                             "seconds": round(time.monotonic() - case_started, 3)}
 
-    def _run_case(self, process: StudentProcess, tc, q: Question, limits: Limits, deadline: float):
-        """Run one test case; return (passed, message, why the process must be replaced or "")."""
+    def _run_case(self, process: StudentProcess, tc, q: Question, limits: Limits, deadline: float, nb: dict):
+        """Run one test case; return (passed, message, why the process must be replaced or "", the
+        warnings the test itself raised here in the judge)."""
+        errors = process.report.get("errors", [])
+        caught: list = []
         link = process.link
         seconds = max(0.1, min(limits.test_seconds, deadline - time.monotonic()))
         link.rule = q.rule
@@ -556,8 +607,18 @@ class Judge:
             # the limit covers everything from here on, the seeding request included
             signal.setitimer(signal.ITIMER_REAL, seconds + 2.0)  # the test's own work has a limit too
             link.remote("seed", None)
-            tc.body.call_func(NotebookNamespace(link))
+            namespace = NotebookNamespace(link)
+            try:
+                with warnings.catch_warnings(record=True) as caught:  # recorded: a test must not warn students
+                    warnings.simplefilter("always")
+                    tc.body.call_func(namespace)
+            except Exception:
+                if namespace.missing:  # otter passed None for it: say why instead of "'NoneType' object ..."
+                    raise MissingAnswer(missing_answer(nb, namespace.missing, errors)) from None
+                raise
             passed, message = True, ""
+        except MissingAnswer as exc:
+            passed, message = False, str(exc)
         except TestTimeout:
             passed, message, broken = False, f"the test ran past its time limit ({seconds:.0f} s)", "hung"
         except LinkBroken as exc:
@@ -583,7 +644,8 @@ class Judge:
             finally:
                 link.deadline = None
                 link.proxies.clear()
-        return passed, message, broken
+        warned = list(dict.fromkeys(f"{w.category.__name__}: {(str(w.message).splitlines() or [''])[0][:200]}" for w in caught))
+        return passed, message, broken, warned
 
 
 class _Session:

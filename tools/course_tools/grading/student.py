@@ -86,8 +86,22 @@ def _name(exc: BaseException) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError) and exc.msg:  # not str(exc): that adds IPython's name for the cell
+        return str(exc.msg).strip().splitlines()[0][:200]
     text = str(exc).strip().splitlines()
     return (text[0] if text else "")[:200]
+
+
+def _cell_line(exc: BaseException) -> int | None:
+    """The line of the cell where ``exc`` was raised (its last frame in the cell's own code)."""
+    if isinstance(exc, SyntaxError):
+        return exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else None
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith("<ipython-input-"):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def run_notebook(link, nb: dict) -> dict:
@@ -127,7 +141,8 @@ def run_notebook(link, nb: dict) -> dict:
                 except Exception:  # noqa: BLE001
                     pass
             if error is not None:
-                report["errors"].append({"cell": index, "error": _name(error), "message": _first_line(error)})
+                report["errors"].append({"cell": index, "error": _name(error), "message": _first_line(error),
+                                         "line": _cell_line(error)})
                 if _memory_error(error):
                     report["memory_error"] = True
                     break
