@@ -86,6 +86,21 @@ def test_no_chapter_page_gives_away_a_lab_solution():
             assert len(shared) < 3, f"{page.name} repeats {len(shared)} solution lines of {lab.name}: {sorted(shared)[:5]}"
 
 
+def test_the_text_names_chapters_by_cross_reference():
+    """"chapter 4" typed as text keeps pointing at chapter 4 when the chapters move; a {numref} to the
+    chapter's label is numbered by the build and checked by it (-W -n fails on a missing label)."""
+    pages = [REPO / "intro.md", *sorted((REPO / "chapters").glob("*.md"))]
+    typed = []
+    for page in pages:
+        text = page.read_text()
+        text = re.sub(r"^```\{code-cell\}.*?^```", "", text, flags=re.S | re.M)  # code and its metadata
+        text = re.sub(r"\{[\w:-]+\}`[^`]*`", "", text)                         # roles: {numref}`chapter %s <...>`
+        for line in text.splitlines():
+            typed += [f"{page.relative_to(REPO)}: {found[0]!r} in {line.strip()[:90]!r}"
+                      for found in re.finditer(r"\b[Cc]hapters? \d", line)]
+    assert not typed, "chapter numbers typed as text (use {numref}`chapter %s <ch-label>`):\n" + "\n".join(typed)
+
+
 def test_hidden_and_generated_folders_are_not_pages(tmp_path):
     """A test run leaves `.pytest_cache/README.md` behind; the book must not try to build it (with
     `-W` the "not in any toctree" warning would fail the next `make book`). Sphinx's own file

@@ -46,8 +46,10 @@ PAGE_LIMIT = 2_000_000    # bytes: one page's HTML plus the images it loads
 SITE_LIMIT = 50_000_000   # bytes: the whole of _build/html
 VIEWPORT = {"width": 1280, "height": 900}
 TIMEOUT_MS = 20_000
-# text that means mathematics was left unrendered (code blocks are not searched)
-RAW_TEX = ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{")
+# text that means mathematics was left unrendered or broken (code blocks are not searched): any dollar
+# sign (a `$$` that MyST read as text, a `$|m|$` whose pipes split a table cell), a TeX delimiter
+# `\(` `\)` `\[` `\]`, or a TeX command such as `\frac`, `\mathbf`, `\sum`, `\begin{` (a JavaScript regex)
+RAW_TEX = r"\$|\\[()\[\]]|\\[A-Za-z]+"
 # markers of the instructor's version of a lab (otter-grader's master format)
 MASTER_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN QUESTION", "BEGIN TESTS", "BEGIN HIDDEN TESTS")
 
@@ -202,6 +204,29 @@ def local_file(html: Path, base: str, url: str) -> Path | None:
 
 # --- what a page's DOM says --------------------------------------------------------------------
 
+#: the text nodes of ``root`` that a reader sees and that hold raw TeX (RAW_TEX), outside code and
+#: outside the formulas MathJax has typeset; one hit per text node, with some text around the match
+STRAY_TEX_JS = r"""
+(root) => {
+  const skip = 'pre, code, script, style, textarea, noscript, mjx-container';
+  const visible = (el) => (el.checkVisibility ? el.checkVisibility() : el.offsetParent !== null);
+  const pattern = new RegExp(%RAW_TEX%);
+  const hits = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, el = node.parentElement;
+    if (!el || el.closest(skip) || !visible(el)) continue;
+    const match = pattern.exec(node.textContent);
+    if (match) {
+      const i = match.index, around = node.textContent.slice(Math.max(0, i - 30), i + 40);
+      hits.push({element: el, token: match[0], text: JSON.stringify(around)});
+    }
+  }
+  return hits;
+}
+""".replace("%RAW_TEX%", json.dumps(RAW_TEX))
+
+
 INSPECT_JS = r"""
 async () => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -244,17 +269,7 @@ async () => {
   const maths = [...document.querySelectorAll('span.math, div.math')].filter((el) => !el.parentElement.closest(code));
   const unrendered = maths.filter((el) => !el.querySelector('mjx-container'))
                           .map((el) => `${describe(el)}: ${el.textContent.replace(/\s+/g, ' ').trim().slice(0, 60)}`);
-  const rawTex = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  while (walker.nextNode()) {
-    const node = walker.currentNode, el = node.parentElement;
-    if (!el || el.closest(code) || !visible(el)) continue;
-    const text = node.textContent;
-    for (const token of %RAW_TEX%) {
-      const i = text.indexOf(token);
-      if (i >= 0) { rawTex.push(`${describe(el)}: ${JSON.stringify(text.slice(Math.max(0, i - 30), i + 40))}`); break; }
-    }
-  }
+  const rawTex = (%STRAY_TEX_JS%)(document.body).map((hit) => `${describe(hit.element)}: ${hit.text}`);
 
   const links = (sel) => [...document.querySelectorAll(sel)].map((a) => ({
     text: a.textContent.trim().replace(/\s+/g, ' '), href: a.href, visible: visible(a)}));
@@ -264,9 +279,18 @@ async () => {
   return {
     title: (document.querySelector('article h1, main h1') || {}).textContent || '',
     mathjax, math_count: maths.length, unrendered, raw_tex: rawTex,
-    images: [...document.images].map((img) => ({
-      where: describe(img), src: (img.getAttribute('src') || '').slice(0, 70), alt: img.getAttribute('alt'),
-      natural_width: img.naturalWidth})),
+    title_number: ((document.querySelector('article h1') || document.body).querySelector('.section-number') || {}).textContent || '',
+    images: [...document.images].map((img) => {
+      const figure = img.closest('figure'), caption = figure && figure.querySelector('figcaption');
+      const text = (sel) => ((caption && caption.querySelector(sel)) || {}).textContent || '';
+      const link = img.closest('a[href]');
+      return {
+        where: describe(img), src: (img.getAttribute('src') || '').slice(0, 70), alt: img.getAttribute('alt'),
+        natural_width: img.naturalWidth, full_src: img.src, in_article: !!img.closest('article'),
+        figure: figure ? figure.id || '(no id)' : null,
+        figure_number: text('.caption-number').trim(), caption: text('.caption-text').trim(),
+        link: link ? link.href : null};
+    }),
     prev: one('a.left-prev'), next: one('a.right-next'),
     sidebar: links('nav.bd-docs-nav a[href]'),
     launch: links('.dropdown-launch-buttons a[href]'),
@@ -277,7 +301,7 @@ async () => {
     prose,
   };
 }
-""".replace("%RAW_TEX%", json.dumps(list(RAW_TEX)))
+""".replace("%STRAY_TEX_JS%", STRAY_TEX_JS)
 
 
 def _settle(page):
@@ -515,9 +539,87 @@ def test_mathematics_is_rendered_by_mathjax(walk):
         if info["math_count"] and info["mathjax"] != "typeset":
             bad.append(f"{visit.page}: {info['math_count']} formulas but MathJax {info['mathjax']}")
         bad += [f"{visit.page}: formula not rendered: {where}" for where in info["unrendered"]]
-        bad += [f"{visit.page}: raw TeX in the visible text: {where}" for where in info["raw_tex"]]
     assert not bad, _report(bad, "mathematics left unrendered")
     assert any(v.info["math_count"] for v in walk.visits.values()), "no page has any mathematics: is the math parser on?"
+
+
+@browser
+def test_no_page_shows_a_stray_dollar_sign_or_raw_tex(walk):
+    """Mathematics that the parser did not see as mathematics shows as text: a ``$$`` display inside a
+    list item, a ``$|m|$`` in a table, whose pipes split the cell, a ``\\frac`` outside any formula."""
+    bad = [f"{visit.page}: raw TeX in the visible text: {where}" for visit in walk.visits.values()
+           for where in visit.info["raw_tex"]]
+    assert not bad, _report(bad, "broken mathematics on the page (a dollar sign or a TeX command outside a formula)")
+
+
+BROKEN_MATHEMATICS = r"""
+<article>
+  <table><tr><td>ReLU</td><td>close to zero for large $</td><td>m</td><td>most networks</td></tr></table>
+  <ul><li>upsampled by 2 to meet them: $<span class="math">S_{16} = C(U_2 S_{32})</span>$</li></ul>
+  <p>a formula the parser missed: \frac{1}{2} \sum_i x_i</p>
+  <p>and one left in delimiters: \(x\)</p>
+  <pre>cost = $5 + \frac{a}{b}</pre>
+  <p>in code: <code>echo $HOME \n</code>, and in a typeset formula: <mjx-container>\mathbf{x}</mjx-container></p>
+  <p style="display: none">hidden: $x$</p>
+  <p>Prices in prose need no dollar sign; backslashes neither.</p>
+</article>
+"""
+
+
+@browser
+def test_the_raw_tex_check_finds_broken_mathematics_and_nothing_else(chromium):
+    """The check above, on a page that holds the two breakages this site once had and the text it
+    must leave alone (code, formulas MathJax typeset, hidden text)."""
+    context, _page, _recorder = chromium
+    page = context.new_page()
+    try:
+        page.set_content(BROKEN_MATHEMATICS)
+        hits = page.evaluate(f"() => ({STRAY_TEX_JS})(document.body).map((hit) => [hit.element.tagName, hit.token])")
+    finally:
+        page.close()
+    assert hits == [["TD", "$"], ["LI", "$"], ["LI", "$"], ["P", "\\frac"], ["P", "\\("]], hits
+
+
+@browser
+def test_chapters_are_numbered_and_every_chapter_figure_has_a_numbered_caption(walk):
+    """A book's apparatus: chapter N is numbered N in the sidebar and in its title (chapter 0 is
+    Getting started, as its file name says), and every image a chapter shows sits in a figure
+    numbered N.1, N.2, ... in order, with a caption for sighted readers (the alt text stays for
+    screen readers, see above) and a link to the image at full size (for a phone); the frames of
+    an animation are inline images, so its figure needs no link."""
+    chapters = [p for p in walk.pages if re.fullmatch(r"chapters/\d\d_\w+", p)]
+    assert chapters, "_toc.yml lists no chapter page (chapters/NN_slug)"
+    bad, figures = [], Counter()
+    for name in chapters:
+        number = int(name.split("/")[1][:2])
+        info = walk.visits[name].info
+        if info["title_number"].strip() != f"{number}.":
+            bad.append(f"{name}: its title is numbered {info['title_number'].strip()!r}, not '{number}.'")
+        entries = [link["text"] for link in info["sidebar"] if walk.page_of(link["href"]) == name]
+        if not entries or not entries[0].startswith(f"{number}. "):
+            bad.append(f"{name}: its sidebar entry reads {entries[:1]}, not '{number}. <title>'")
+        seen = []
+        for img in (i for i in info["images"] if i["in_article"]):
+            where = f"{name}: <img> {img['where']} (src {img['src']!r})"
+            if img["figure"] is None:
+                bad.append(f"{where} is not inside a figure")
+                continue
+            found = re.fullmatch(r"Fig(?:ure|\.) (\d+)\.(\d+)", img["figure_number"])
+            if not found:
+                bad.append(f"{where}: its figure has no caption number (it reads {img['figure_number']!r})")
+            elif int(found[1]) != number:
+                bad.append(f"{where}: its figure is numbered {img['figure_number']!r} in chapter {number}")
+            elif img["figure"] not in seen:
+                seen.append(img["figure"])
+                if int(found[2]) != len(seen):
+                    bad.append(f"{where}: figure {img['figure_number']!r} is the {len(seen)}th figure of the page")
+            if len(img["caption"]) < 10:
+                bad.append(f"{where}: its figure's caption is {img['caption']!r}")
+            if not img["src"].startswith("data:") and (img["link"] or "").split("#")[0] != img["full_src"]:
+                bad.append(f"{where} is not a link to itself at full size (it links to {img['link']})")
+        figures[name] = len(seen)
+    assert not bad, _report(bad, "chapters and figures without their numbers and captions")
+    print("numbered figures per chapter:", dict(figures))
 
 
 @browser

@@ -17,10 +17,20 @@ is written into the page twice, and a ``const`` declared twice is a ``SyntaxErro
 
 Why not a ``_static/`` folder at the book's root: Jupyter Book adds every ``.js`` file found under the
 static folders to *every* page, which would load all of MathJax's extensions on each page.
+
+Two more things a book needs and Jupyter Book does not do:
+
+- **Chapters numbered from 0.** The course's first chapter is chapter 0 (Getting started, with Lab 0),
+  and Sphinx numbers a toctree from 1. ``course_first_chapter_number: 0`` (``_config.yml``, under
+  ``sphinx: config:``) shifts every number the build assigns, so the sidebar, the titles, the figure
+  numbers and every ``{numref}`` say the same thing.
+- **Figures open at full size.** Each image inside a figure links to its own file, so a reader on a
+  phone, where the column shrinks a figure to a third of its size, can open it and zoom.
 """
 
 from __future__ import annotations
 
+import posixpath
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -108,10 +118,69 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> No
     scripts[:] = unique  # in place: the builder restores its own list after each page
 
 
+def _renumber_chapters(app, env) -> list[str]:
+    """Shift the numbers Sphinx gave the numbered toctree (chapters 1, 2, ...) so that the first
+    chapter is ``course_first_chapter_number``: the section numbers (titles, ``{numref}`` to a
+    section), the sidebar's entries and the next/previous links, and the figure numbers.
+
+    Runs after Sphinx's own numbering (``env-get-updated``, which recomputes every number on every
+    build, so each shift starts from Sphinx's numbers)."""
+    from docutils import nodes
+
+    shift = app.config.course_first_chapter_number - 1
+    if not shift:
+        return []
+
+    def moved(number):
+        return (number[0] + shift, *number[1:]) if number else number
+
+    for docname, secnumbers in env.toc_secnumbers.items():
+        for anchor, number in secnumbers.items():
+            secnumbers[anchor] = moved(number)
+        toc = env.tocs.get(docname)
+        for reference in toc.findall(nodes.reference) if toc is not None else ():
+            if reference.get("secnumber"):
+                reference["secnumber"] = list(moved(reference["secnumber"]))
+        title = env.titles.get(docname)
+        if title is not None and title.get("secnumber"):
+            title["secnumber"] = list(moved(title["secnumber"]))
+    if app.config.numfig_secnum_depth:
+        for docname, figtypes in env.toc_fignumbers.items():
+            if env.toc_secnumbers.get(docname, {}).get(""):  # figures numbered "chapter.n"
+                for numbers in figtypes.values():
+                    for figure_id, number in numbers.items():
+                        if len(number) > 1:
+                            numbers[figure_id] = moved(number)
+    return []
+
+
+def _link_figures_to_full_size(app, doctree, docname) -> None:
+    """Wrap each image of a figure in a link to the image file (as Sphinx does for scaled images)."""
+    from docutils import nodes
+    from sphinx.util.osutil import relative_uri
+
+    if app.builder.format != "html":
+        return
+    images_dir = relative_uri(app.builder.get_target_uri(docname), getattr(app.builder, "imagedir", "_images"))
+    for figure in doctree.findall(nodes.figure):
+        for image in list(figure.findall(nodes.image)):
+            uri = image.get("uri", "")
+            if isinstance(image.parent, nodes.reference) or uri not in app.env.images:
+                continue
+            link = nodes.reference("", "", internal=True, classes=["full-size"],
+                                   refuri=posixpath.join(images_dir, app.env.images[uri][1]))
+            image.replace_self(link)
+            link.append(image)
+
+
 def setup(app):
-    """Sphinx entry point: check ``mathjax_path`` when the configuration is read, write each page's
-    scripts once, and copy MathJax into the output when an HTML build finishes."""
+    """Sphinx entry point: check ``mathjax_path`` when the configuration is read, number the chapters
+    from ``course_first_chapter_number``, link figures to their images, write each page's scripts
+    once, and copy MathJax into the output when an HTML build finishes."""
+    app.add_config_value("course_first_chapter_number", 1, "env", types=[int])
     app.connect("config-inited", _check_config)
+    app.connect("env-get-updated", _renumber_chapters, priority=900)
+    app.connect("doctree-resolved", _link_figures_to_full_size)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
     app.connect("build-finished", _ship_mathjax)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
