@@ -166,14 +166,20 @@ def test_send_frame_gives_up_at_its_deadline_when_the_other_side_never_reads():
     {"cells": 1, "errors": [], "memory_error": 0, "output_chars": 0},
     {"cells": 1, "errors": [], "memory_error": False, "output_chars": 1.5},
     {"cells": 1, "errors": [], "memory_error": False},
+    {"cells": 1, "errors": [{"cell": 0, "error": "E", "message": "", "line": "3"}], "memory_error": False, "output_chars": 0},
+    {"cells": 1, "errors": [{"cell": 0, "error": "E", "message": "", "line": -1}], "memory_error": False, "output_chars": 0},
 ])
 def test_a_malformed_ready_report_is_refused(forged):
     nb = {"cells": [_code("x = 1"), _code("y = 2")]}
     assert ready_report({"op": "ready", **forged}, nb) is None
-    good = ready_report({"op": "ready", "cells": 2, "errors": [{"cell": 1, "error": "ValueError", "message": "m" * 500}],
+    good = ready_report({"op": "ready", "cells": 2, "errors": [{"cell": 1, "error": "ValueError", "message": "m" * 500,
+                                                              "line": 3}],
                          "memory_error": False, "output_chars": 3}, nb)
-    assert good == {"cells": 2, "errors": [{"cell": 1, "error": "ValueError", "message": "m" * 200}],
+    assert good == {"cells": 2, "errors": [{"cell": 1, "error": "ValueError", "message": "m" * 200, "line": 3}],
                     "memory_error": False, "output_chars": 3}
+    no_line = ready_report({"op": "ready", "cells": 2, "errors": [{"cell": 1, "error": "E", "message": ""}],
+                            "memory_error": False, "output_chars": 3}, nb)
+    assert no_line["errors"] == [{"cell": 1, "error": "E", "message": "", "line": None}], "the line is optional"
 
 
 def test_feedback_never_raises_whatever_the_outcome_holds(assigned):
@@ -184,7 +190,7 @@ def test_feedback_never_raises_whatever_the_outcome_holds(assigned):
               {"cell": 0, "error": "ValueError", "message": "fine"}]
     outcome = Outcome(status="graded", errors=forged, questions={q.name: {"cases": [], "violations": []} for q in lab.questions})
     text = feedback_text(row, lab, nb, outcome, set())
-    assert "Status: **graded**" in text and 'cell 1 ("x = 1"): ValueError: fine' in text
+    assert "Status: **graded**" in text and 'cell 1 ("x = 1") raised ValueError: fine' in text
     outcome.questions = {q.name: {"cases": [{"bad": 1}]} for q in lab.questions}  # even a broken outcome
     assert "Status: **graded**" in feedback_text(row, lab, nb, outcome, set())
 
