@@ -86,6 +86,10 @@ FORGED_READY = FIND_SOCKET + textwrap.dedent("""
 NEVER_READS = "import time\nimport course_tools.grading.link as L\nL.Link.serve_forever = lambda self: time.sleep(3600)"
 FILLER = "for i in range(100):\n    open(f'filler{i}.bin', 'wb').write(b'x' * 2**20)"
 SIGKILL = "import os\nos.kill(os.getpid(), 9)"
+# without namespaces /tmp is the machine's: the watcher counts what the slot's user writes there too
+TMP_FILLER = ("import os, tempfile\nfolder = tempfile.mkdtemp(dir='/tmp')\nfor i in range(100):\n"
+              "    open(os.path.join(folder, f'filler{i}.bin'), 'wb').write(b'x' * 2**20)\n"
+              "    open(f'/tmp/filler-{os.getpid()}-{i}.bin', 'wb').write(b'x' * 2**20)")
 
 
 def _symlink_log(secret: Path) -> str:
@@ -256,11 +260,15 @@ def test_without_namespaces_the_same_notebooks_get_the_same_status(assigned, tmp
     try:
         assert judge.server.mode == "user"
         outcomes = {name: judge.grade({"cells": [_code(source)], "metadata": {}}, lab, limits)
-                    for name, source in [("filler", FILLER), ("sigkill", SIGKILL), ("symlink", _symlink_log(secret)),
-                                         ("fifo", FIFO_LOG)]}
+                    for name, source in [("filler", FILLER), ("tmp_filler", TMP_FILLER), ("sigkill", SIGKILL),
+                                         ("symlink", _symlink_log(secret)), ("fifo", FIFO_LOG)]}
     finally:
         judge.close()
     assert outcomes["filler"].status == "crashed" and "wrote more than 32 MB" in outcomes["filler"].note
+    assert outcomes["tmp_filler"].status == "crashed" and "wrote more than 32 MB" in outcomes["tmp_filler"].note
+    left = [e.path for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d) for e in os.scandir(d)
+            if e.stat(follow_symlinks=False).st_uid == 61000 + slot]
+    assert not left, f"the submission's files outside its folder outlived it: {left[:3]}"
     assert outcomes["sigkill"].status == "crashed" and "signal 9" in outcomes["sigkill"].note
     assert outcomes["symlink"].status == "crashed" and SECRET not in outcomes["symlink"].note
     assert "the last line it printed" in outcomes["symlink"].note

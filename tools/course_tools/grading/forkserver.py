@@ -209,6 +209,7 @@ def _status(request: dict, children: dict[int, Child], statuses: dict[int, int],
             # nothing of this slot runs any more: a process the notebook detached from its group dies too
             for slot in {c.slot for c in children.values()}:
                 sandbox.kill_user(sandbox.FIRST_UID + slot)
+                sandbox.remove_user_files(sandbox.FIRST_UID + slot)
     return reply
 
 
@@ -216,8 +217,8 @@ def _over(student: int, child: Child, mode: str) -> str:
     """Why this student process must be killed for what it wrote ("" if it need not)."""
     if mode in ("namespaces", "userns"):
         note = sandbox.tmpfs_full(f"/proc/{student}/root{child.work}", child.disk_mb)
-    else:
-        note = sandbox.usage(child.work, child.disk_mb)
+    else:  # without a tmpfs: a watcher, which in the user mode counts the slot user's files in /tmp too
+        note = sandbox.usage(child.work, child.disk_mb, sandbox.FIRST_UID + child.slot if mode == "user" else None)
     return note
 
 
@@ -259,6 +260,11 @@ def _serve(ctl: socket.socket, mode: str, root: str, children: dict[int, Child])
                     if old.forked in statuses and old.log >= 0:
                         os.close(old.log)
                         old.log = -1
+                slot = int(request.get("slot", 0))
+                if mode == "user" and all(c.forked in statuses for c in children.values() if c.slot == slot):
+                    # a fresh start for the slot's user: nothing of an earlier submission runs or stays in /tmp
+                    sandbox.kill_user(sandbox.FIRST_UID + slot)
+                    sandbox.remove_user_files(sandbox.FIRST_UID + slot)
                 student, child = spawn(ctl, request, fds[0], mode, root)
                 children[student] = child
                 _send(ctl, {"pid": student})
@@ -301,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         if mode == "user":
             for slot in {c.slot for c in children.values()}:
                 sandbox.kill_user(sandbox.FIRST_UID + slot)
+                sandbox.remove_user_files(sandbox.FIRST_UID + slot)
         sandbox.cleanup_root(root)
     return 0
 

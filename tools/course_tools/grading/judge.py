@@ -364,7 +364,8 @@ class StudentProcess:
         return self.report
 
     def _over_note(self, over: str) -> str:
-        return f"the notebook {over} in its working directory (the cap is {self.limits.disk_mb} MB and " \
+        where = "in its working directory" + (" and /tmp" if self.server.mode == "user" else "")
+        return f"the notebook {over} {where} (the cap is {self.limits.disk_mb} MB and " \
                f"{MAX_FILES} files): its process was stopped"
 
     def death_note(self, why: str) -> str:

@@ -20,8 +20,9 @@ The strongest mode this machine allows is used (:func:`probe`):
 In every mode: a memory (address-space) cap, a cap on the size of written files, no core dumps, a
 cap on processes and open files, and a process group of its own that the judge kills at the end.
 The total the working directory may hold (``disk_mb``, ``MAX_FILES`` entries) is enforced by the
-tmpfs in the namespace modes; in the others the fork server measures it (:func:`usage`) and kills a
-process that goes over.
+tmpfs in the namespace modes; in the others the fork server measures it (:func:`usage`, with what
+the slot's user owns at the top of the world-writable :data:`SCRATCH_DIRS` in the ``user`` mode) and
+kills a process that goes over.
 """
 
 from __future__ import annotations
@@ -333,27 +334,34 @@ def describe(mode: str) -> str:
     }[mode]
 
 
-def usage(work: str, disk_mb: int) -> str:
+# world-writable folders: without namespaces a student's process can write there too
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def usage(work: str, disk_mb: int, uid: int | None = None) -> str:
     """What is wrong with the working directory ``work`` of a process isolated without a tmpfs (the
     ``user`` and ``none`` modes): "" while it holds at most ``disk_mb`` MB in at most ``MAX_FILES``
-    entries, else the note for the gradebook. It is read as root from a directory the student
-    process controls, so it never follows a link and opens nothing but directories (``O_NOFOLLOW |
-    O_DIRECTORY | O_NONBLOCK``, relative to their parent): no symbolic link, FIFO or device is ever
-    opened, and hard links are counted once."""
+    entries, else the note for the gradebook. With ``uid`` (the ``user`` mode's user of the slot),
+    what that user owns at the top of :data:`SCRATCH_DIRS` counts too, against the same cap. It is
+    read as root from directories the student process controls, so it never follows a link and opens
+    nothing but directories (``O_NOFOLLOW | O_DIRECTORY | O_NONBLOCK``, relative to their parent): no
+    symbolic link, FIFO or device is ever opened, and hard links are counted once."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     total, entries, seen = 0, 0, set()
 
-    def walk(fd: int, depth: int) -> str:
+    def walk(fd: int, depth: int, owner: int | None = None) -> str:
         nonlocal total, entries
         with os.scandir(fd) as it:
             for entry in it:
-                entries += 1
-                if entries > MAX_FILES:
-                    return f"created more than {MAX_FILES} files"
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
+                if owner is not None and st.st_uid != owner:
+                    continue  # someone else's file in a shared folder
+                entries += 1
+                if entries > MAX_FILES:
+                    return f"created more than {MAX_FILES} files"
                 if (st.st_dev, st.st_ino) not in seen:
                     seen.add((st.st_dev, st.st_ino))
                     blocks = getattr(st, "st_blocks", None)  # what it occupies: a sparse file counts its data only
@@ -375,16 +383,44 @@ def usage(work: str, disk_mb: int) -> str:
                         return found
         return ""
 
-    try:
-        top = os.open(work, flags)
-    except OSError:
-        return ""
-    try:
-        return walk(top, 0)
-    except OSError:
-        return ""
-    finally:
-        os.close(top)
+    for folder, owner in [(work, None)] + [(d, uid) for d in (SCRATCH_DIRS if uid is not None else ())]:
+        try:
+            top = os.open(folder, flags)
+        except OSError:
+            continue
+        try:
+            found = walk(top, 0, owner)
+        except OSError:
+            found = ""
+        finally:
+            os.close(top)
+        if found:
+            return found
+    return ""
+
+
+def remove_user_files(uid: int) -> None:
+    """Remove what ``uid`` left at the top of :data:`SCRATCH_DIRS` (the ``user`` mode, once none of
+    its processes runs): nothing a submission wrote outside its working directory outlives it. A
+    link is removed, never followed (``shutil.rmtree`` works through directory descriptors)."""
+    import shutil
+
+    for folder in SCRATCH_DIRS:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if st.st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
 
 
 def tmpfs_full(path: str, disk_mb: int) -> str:
