@@ -17,7 +17,7 @@ import pytest
 
 from helpers import PYTHON, REPO
 from course_tools.grading import batch
-from course_tools.grading.assign import discover_labs, question_order
+from course_tools.grading.assign import discover_labs, plain_text, question_order, question_specs, rule_line, state_rules
 from course_tools.grading.leaks import find_leaks, hidden_test_lines, readable_text, solution_lines, visible_lines
 
 LABS = discover_labs()
@@ -42,12 +42,16 @@ def test_assign_writes_the_student_notebook_and_the_questions_in_lab_order(assig
         assert (q["rule"] is not None) == (q["name"] in rules)
         if q["rule"]:
             assert q["rule"]["names"] == q["names"] and q["rule"]["rule"] and q["rule"]["example"]
+    written = [spec["name"] for spec in question_specs(lab.master) if spec.get("manual")]
+    assert [q["name"] for q in meta["manual"]] == written, "the written questions, apart, in the order students meet them"
+    assert not set(written) & {p.stem for p in (out / "tests").glob("*.py")}, "a written question has no tests"
 
 
 def test_question_names_are_unique_across_labs(assigned):
     seen = {}
     for lab in LABS:
-        for q in json.loads((assigned / lab.name / "questions.json").read_text())["questions"]:
+        meta = json.loads((assigned / lab.name / "questions.json").read_text())
+        for q in meta["questions"] + meta["manual"]:
             assert q["name"] not in seen, f"question {q['name']!r} appears in {seen.get(q['name'])} and {lab.name}"
             seen[q["name"]] = lab.name
 
@@ -63,6 +67,136 @@ def test_student_notebook_holds_no_solution_and_no_hidden_test(assigned, lab):
     assert hidden, "the leak scan found no hidden-test lines"
     assert not find_leaks(text, hidden), "hidden-test lines leaked into the student notebook"
     assert "hidden=True" not in text and "BEGIN SOLUTION" not in text
+
+
+def question_texts(nb) -> dict[str, str]:
+    """What a student reads as each autograded question of a student notebook: the markdown cells after
+    the previous question's ``grader.check`` cell, up to this question's."""
+    texts, markdown = {}, []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            markdown.append(cell.source)
+        elif cell.cell_type == "code" and cell.source.startswith("grader.check("):
+            texts[cell.source.split('"')[1]] = "\n\n".join(markdown)
+            markdown = []
+    return texts
+
+
+@pytest.mark.parametrize("lab", LABS, ids=IDS)
+def test_every_by_hand_rule_is_stated_in_its_question_in_the_words_grader_check_shows(assigned, lab):
+    """grading.yml's ``rule:`` is the one source: ``make assign`` writes it into the question's text and
+    into the check ``grader.check`` runs, so the two cannot drift, and a rule is never a surprise."""
+    rules = lab.grading_spec().get("by_hand") or {}
+    student = nbformat.read(assigned / lab.name / "student" / f"{lab.name}.ipynb", as_version=4)
+    texts = question_texts(student)
+    assert set(texts) == set(question_order(lab.master)), "every autograded question ends with its grader.check cell"
+    for name, spec in rules.items():
+        words = f"By-hand rule: {spec['rule']}."
+        assert words in plain_text(texts[name]), f"{lab.name}: question {name} does not state its by-hand rule: {words}"
+        assert spec["rule"] in student.metadata["otter"]["tests"][name], f"grader.check of {name} shows another rule"
+    for name, text in texts.items():
+        if name not in rules:
+            assert "By-hand rule:" not in plain_text(text), f"{name} states a rule that grading.yml does not give"
+
+
+def test_stating_the_rules_is_idempotent_and_leaves_the_master_alone():
+    lab = next(lab for lab in LABS if lab.grading_spec().get("by_hand"))
+    rules = lab.grading_spec()["by_hand"]
+    before = lab.master.read_text()
+    nb = nbformat.read(lab.master, as_version=4)
+    state_rules(nb, rules)
+    once = [c.source for c in nb.cells]
+    state_rules(nb, rules)
+    assert [c.source for c in nb.cells] == once and lab.master.read_text() == before
+    assert sum(rule_line(spec["rule"], spec.get("forbid") or ()) in s for s in once for spec in rules.values()) == len(rules)
+    with pytest.raises(ValueError, match="does not ask"):
+        state_rules(nbformat.read(lab.master, as_version=4), {**rules, "no_such_question": {"rule": "x"}})
+
+
+@pytest.mark.parametrize("lab", LABS, ids=IDS)
+def test_written_questions_are_left_to_a_person_and_their_rubric_to_the_instructor(assigned, lab):
+    """Two or three short reflections per lab, 1 or 2 points each (the points their heading states),
+    manual in questions.json, an answer cell in the student notebook, the rubric only in the
+    instructor's copies."""
+    from course_tools.grading.leaks import solution_lines
+
+    meta = json.loads((assigned / lab.name / "questions.json").read_text())
+    manual = meta["manual"]
+    assert 2 <= len(manual) <= 3, f"{lab.name} has {len(manual)} written questions"
+    student = nbformat.read(assigned / lab.name / "student" / f"{lab.name}.ipynb", as_version=4)
+    solution = "\n".join(c.source for c in nbformat.read(assigned / lab.name / "autograder" / f"{lab.name}.ipynb",
+                                                          as_version=4).cells)
+    text = readable_text(assigned / lab.name / "student" / f"{lab.name}.ipynb")
+    cells = student.cells
+    for q in manual:
+        assert q["manual"] is True and q["points"] in (1, 2) and q["rubric"] and q["prompt"]
+        assert f"({q['points']} point" in q["title"], f"{q['name']}: its heading states other points than {q['points']}"
+        at = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and q["title"] in c.source]
+        assert len(at) == 1 and "otter_answer_cell" in cells[at[0] + 1].metadata.get("tags", []), q["name"]
+        assert cells[at[0] + 1].cell_type == "markdown", "the answer is written in a markdown cell"
+        assert q["rubric"].splitlines()[0] in solution
+    rubric = {line for line in solution_lines(lab.master) if any(line in q["rubric"] for q in manual)}
+    assert rubric, "the leak scan sees the rubrics as solution lines"
+    assert not find_leaks(text, rubric), "a rubric leaked into the student notebook"
+    with zipfile.ZipFile(assigned / lab.name / f"{lab.name}-autograder.zip") as z:
+        assert not {f"tests/{q['name']}.py" for q in manual} & set(z.namelist())
+
+
+def test_make_grade_and_gradescope_list_the_written_questions_with_the_answers(assigned, tmp_path):
+    """No judge needed: the written questions reach the feedback, the Gradescope results and the
+    instructor's sheet, outside the autograded total."""
+    import csv
+
+    from course_tools.grading import written
+    from course_tools.grading.batch import Row, Submission, feedback_text
+    from course_tools.grading.gradescope import results_json
+    from course_tools.grading.judge import LabTests
+
+    lab = LABS[0]
+    tests = LabTests.load(assigned / lab.name)
+    manual = written.manual_questions(assigned / lab.name)
+    assert manual and [q["name"] for q in manual] == [q["name"] for q in json.loads(
+        (assigned / lab.name / "questions.json").read_text())["manual"]]
+    nb = json.loads((assigned / lab.name / "student" / f"{lab.name}.ipynb").read_text())
+    answer_cells = [i for i, c in enumerate(nb["cells"]) if "otter_answer_cell" in c["metadata"].get("tags", [])
+                    and c["cell_type"] == "markdown"]
+    nb["cells"][answer_cells[0]]["source"] = "Background is most of the pixels, so ..."
+    nb["cells"].insert(answer_cells[0] + 1, {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                                             "source": "print(0.95 - 0.85)"})
+    given = written.answers(nb, manual)
+    assert given[manual[0]["name"]] == "Background is most of the pixels, so ...\n\n```python\nprint(0.95 - 0.85)\n```"
+    assert given[manual[1]["name"]] == "", "the untouched placeholder is no answer"
+    assert written.answers({"cells": "not a list"}, manual) == {q["name"]: "" for q in manual}
+
+    row = Row("alice/lab.ipynb", "graded", {q.name: q.points for q in tests.questions}, tests.possible, tests.possible)
+    feedback = feedback_text(row, tests, nb, None, set())
+    points = written.manual_points(manual)
+    assert f"Written questions: {points:g} points, graded by a person" in feedback
+    assert all(f"- {q['name']} (" in feedback and "graded by a person" in feedback for q in manual)
+
+    results = results_json(row, tests, None, set(), nb)
+    assert [t["name"] for t in results["tests"]] == question_order(lab.master), "Gradescope scores the autograded questions"
+    assert sum(t["max_score"] for t in results["tests"]) == tests.possible
+    assert [m["name"] for m in results["extra_data"]["manual"]] == [q["name"] for q in manual]
+    assert "graded by a person" in results["output"] and "Background is most of the pixels" in results["output"]
+
+    sheet, notes = written.write_sheet(tmp_path, manual, [Submission("alice/lab.ipynb", None),
+                                                          Submission("bob/lab.ipynb", _write(tmp_path / "bob.ipynb", nb))])
+    rows = list(csv.reader(sheet.open()))
+    assert rows[0][:len(manual) + 2] == ["submission", *(q["name"] for q in manual), "written total"]
+    assert rows[1][0] == "Points Possible" and rows[1][len(manual) + 1] == f"{points:g}"
+    assert rows[3][0] == "bob/lab.ipynb" and "Background is most" in rows[3][len(manual) + 2]
+    assert manual[0]["rubric"].splitlines()[0] in notes.read_text()
+    rows[3][1] = "1"  # a person's score survives a resumed run's new sheet
+    with sheet.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    written.write_sheet(tmp_path, manual, [Submission("bob/lab.ipynb", tmp_path / "bob.ipynb")])
+    assert list(csv.reader(sheet.open()))[2][:2] == ["bob/lab.ipynb", "1"]
+
+
+def _write(path: Path, nb: dict) -> Path:
+    path.write_text(json.dumps(nb))
+    return path
 
 
 def _answer_namespace(nb_path: Path, names: list[str]) -> dict:
@@ -136,6 +270,8 @@ def test_gradescope_entry_grades_a_nested_submission_into_results_json(assigned,
     possible = sum(t["max_score"] for t in results["tests"])
     assert results["score"] == pytest.approx(possible) and possible == 8
     assert [t["name"] for t in results["tests"]] == question_order(lab.master)
+    manual = json.loads((assigned / lab.name / "questions.json").read_text())["manual"]
+    assert [m["name"] for m in results["extra_data"]["manual"]] == [q["name"] for q in manual], "written questions, unscored"
     said = proc.stdout + proc.stderr + json.dumps(results)
     assert "No log found" not in said and "NaN" not in said, "otter's runner noise is not what students see"
     if os.geteuid() == 0:

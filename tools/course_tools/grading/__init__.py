@@ -14,4 +14,6 @@
 ``report``     ``make report``: a run's scores, tests, failures and times, as HTML and CSV
 ``similarity`` ``make similarity``: pairs of submissions that share code, ranked, side by side
 ``export``     ``make export``: a run's gradebook as Canvas imports it, and keyed by student
+``regrade``    ``make grade GRADE_ARGS="--only ... --students ..."``: some questions or rows again, into a new run
+``written``    the written questions a person grades: listed in feedback, answers gathered for the grader
 """

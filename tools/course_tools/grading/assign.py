@@ -8,16 +8,25 @@ For each lab folder ``labs/NN_slug/`` holding the master ``NN_slug.ipynb``, this
    (``labs/assignment.yml`` plus the lab's name), so masters stay free of configuration;
 2. runs ``otter assign``, which strips solutions and hidden tests from the student notebook (and
    names the assignment in its metadata, which the grader checks);
-3. adds, for every question with a by-hand rule in ``labs/NN_slug/grading.yml``, a public test that
-   checks the rule (:func:`course_utils.rules.check_rule`), so ``grader.check`` shows students the
-   same rule the grader enforces;
+3. states, for every question with a by-hand rule in ``labs/NN_slug/grading.yml``, that rule in the
+   question's text (a line ``**By-hand rule:** <the rule>.`` at the end of its last markdown cell
+   before the answer, :func:`state_rules`), and adds a public test that checks it
+   (:func:`course_utils.rules.check_rule`), so the question and ``grader.check`` show students, in the
+   same words, the rule the grader enforces;
 4. writes into ``_assign/NN_slug/``: ``student/`` (the notebook students get, plus the lab's data
    files), ``autograder/`` (the solution notebook), ``tests/`` (every test file, hidden ones
-   included), ``questions.json`` (the questions in lab order: points, the names their tests take,
-   their rules) and ``NN_slug-autograder.zip`` for Gradescope, whose ``run_autograder`` runs this
-   course's grader (:mod:`course_tools.grading.gradescope`), not otter's in-process runner;
+   included), ``questions.json`` (the autograded questions in lab order: points, the names their tests
+   take, their rules; and, under ``manual``, the written questions a person grades: points, prompt and
+   rubric) and ``NN_slug-autograder.zip`` for Gradescope, whose ``run_autograder`` runs this course's
+   grader (:mod:`course_tools.grading.gradescope`), not otter's in-process runner;
 5. with ``--book``, copies each student notebook to ``labs/NN_slug/student/`` where the website
    picks it up, refusing to replace files it did not write there (:func:`copy_for_book`).
+
+Written questions (reflection) are otter's manually graded questions: a ``# BEGIN QUESTION`` cell with
+``manual: true`` and ``points``, the prompt in markdown, and the rubric as a markdown cell between
+``# BEGIN SOLUTION`` and ``# END SOLUTION``. Otter replaces the rubric with an answer cell in the student
+notebook; they have no tests, so the grader never scores them (:mod:`course_tools.grading.written`
+lists them, with every student's answer, for the person who does).
 """
 
 from __future__ import annotations
@@ -110,15 +119,114 @@ def lab_title(master: Path) -> str:
     return ""
 
 
-def question_order(master: Path) -> list[str]:
-    """The questions of a master notebook in the order students meet them."""
+def _is_marker(cell, marker: str) -> bool:
+    return cell.cell_type == "raw" and cell.source.strip().splitlines()[:1] == [marker]
+
+
+def question_specs(master: Path) -> list[dict]:
+    """The ``# BEGIN QUESTION`` configurations of a master notebook (``name``, ``points``, ``manual``, ...),
+    in the order students meet them."""
     nb = nbformat.read(master, as_version=4)
-    names = []
+    specs = []
+    for cell in nb.cells:
+        if cell.cell_type == "raw" and cell.source.lstrip().startswith("# BEGIN QUESTION"):
+            specs.append(yaml.safe_load(cell.source.split("\n", 1)[1]) or {})
+    return specs
+
+
+def question_order(master: Path) -> list[str]:
+    """The autograded questions of a master notebook in the order students meet them (the written
+    questions a person grades, ``manual: true``, are not among them)."""
+    return [spec["name"] for spec in question_specs(master) if not spec.get("manual")]
+
+
+def manual_questions(master: Path) -> list[dict]:
+    """The written questions of a master notebook, in lab order: ``name``, ``points``, ``manual: True``,
+    ``title`` (the first line of the prompt), ``prompt`` (its markdown) and ``rubric`` (the markdown of
+    its solution, which otter keeps out of the student notebook). Raises ``ValueError`` for a written
+    question without points, prompt or rubric, or with tests."""
+    nb = nbformat.read(master, as_version=4)
+    out, current, block = [], None, None
     for cell in nb.cells:
         if cell.cell_type == "raw" and cell.source.lstrip().startswith("# BEGIN QUESTION"):
             spec = yaml.safe_load(cell.source.split("\n", 1)[1]) or {}
-            names.append(spec["name"])
-    return names
+            current, block = (spec if spec.get("manual") else None), None
+            if current is not None:
+                current.update(prompt=[], rubric=[], tests=False)
+                out.append(current)
+            continue
+        if current is None:
+            continue
+        if _is_marker(cell, "# END QUESTION"):
+            current = None
+        elif cell.cell_type == "raw":
+            marker = cell.source.strip()
+            block = {"# BEGIN SOLUTION": "solution", "# BEGIN TESTS": "tests", "# BEGIN PROMPT": "prompt"}.get(marker)
+            current["tests"] |= block == "tests"
+        elif cell.cell_type == "markdown":
+            (current["rubric"] if block == "solution" else current["prompt"]).append(cell.source.strip())
+    written = []
+    for q in out:
+        prompt, rubric = "\n\n".join(q.pop("prompt")), "\n\n".join(q.pop("rubric"))
+        points = q.get("points")
+        if q.pop("tests") or not prompt or not rubric or not isinstance(points, (int, float)) or points <= 0:
+            raise ValueError(f"{master.name}: the written question {q.get('name')!r} needs points, a markdown prompt and "
+                             "a markdown rubric between # BEGIN SOLUTION and # END SOLUTION, and no tests")
+        title = prompt.splitlines()[0].lstrip("#").strip()
+        written.append({"name": q["name"], "points": points, "manual": True, "title": title, "prompt": prompt,
+                        "rubric": rubric})
+    return written
+
+
+def rule_line(text: str, forbid: list[str] | tuple[str, ...] = ()) -> str:
+    """How a question's text states its by-hand rule: ``**By-hand rule:** <text>.``, with the names of
+    code in backticks (dotted names, calls, names with an underscore, and the bare names of classes
+    and methods in the ``forbid`` list, such as ``unfold`` for ``torch.Tensor.unfold``). The words are
+    the ``rule:`` of grading.yml, the ones ``grader.check`` shows: without the backticks and the bold,
+    the line reads ``By-hand rule: <text>.``"""
+    parts = [name.split(".") for name in forbid]
+    bare = sorted({p[-1] for p in parts if len(p) > 1 and (p[-1][:1].isupper() or p[-2][:1].isupper())},
+                  key=len, reverse=True)
+    code = re.compile(r"(?<![\w.`])(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*(?:\(\))?(?![\w`])|(?<![\w.`])[A-Za-z_]\w*\(\)"
+                      r"|(?<![\w.`])[A-Za-z]\w*_\w+" + "".join(rf"|(?<![\w.`]){re.escape(b)}(?![\w.`])" for b in bare))
+    return f"**By-hand rule:** {code.sub(lambda m: f'`{m.group(0)}`', text)}."
+
+
+def plain_text(markdown: str) -> str:
+    """Markdown as its words: without backticks and bold (what a reader of the rendered text sees)."""
+    return markdown.replace("`", "").replace("**", "")
+
+
+def state_rules(nb, rules: dict[str, dict], where: str = "") -> None:
+    """Append each by-hand rule's :func:`rule_line` to its question's text: the last markdown cell
+    before the question's answer (its ``# BEGIN SOLUTION``), in ``nb`` (a copy of a master). A cell
+    that already holds the line is left as it is, so running it twice changes nothing."""
+    cells = nb.cells
+    stated = set()
+    for i, cell in enumerate(cells):
+        if not (cell.cell_type == "raw" and cell.source.lstrip().startswith("# BEGIN QUESTION")):
+            continue
+        name = (yaml.safe_load(cell.source.split("\n", 1)[1]) or {}).get("name")
+        if name not in rules:
+            continue
+        answer = next((j for j in range(i + 1, len(cells)) if _is_marker(cells[j], "# BEGIN SOLUTION")), None)
+        text = None
+        for j in range(answer - 1 if answer is not None else -1, -1, -1):
+            if cells[j].cell_type == "markdown":
+                text = cells[j]
+                break
+            if cells[j].cell_type == "code" or _is_marker(cells[j], "# END QUESTION"):
+                break
+        if text is None:
+            raise ValueError(f"{where}: question {name!r} has a by-hand rule but no markdown text before its answer "
+                             "to state it in")
+        line = rule_line(rules[name]["rule"], rules[name].get("forbid") or ())
+        if line not in text.source:
+            text.source = text.source.rstrip() + "\n\n" + line
+        stated.add(name)
+    missing = set(rules) - stated
+    if missing:
+        raise ValueError(f"{where}: grading.yml gives by-hand rules for questions the notebook does not ask: {sorted(missing)}")
 
 
 def _public_cases(source: str) -> list[str]:
@@ -138,10 +246,11 @@ def _test_names(source: str) -> list[str]:
 
 
 def questions_meta(lab: Lab, tests_dir: Path) -> dict:
-    """``questions.json``: the lab, its title and its questions in lab order, each with its points
-    (public and hidden), the names its tests take, its by-hand rule, and whether the grader checks the
-    gradients its answers return against finite differences (``torch_gradients:`` in grading.yml turns
-    that off for a question, with the reason)."""
+    """``questions.json``: the lab, its title and its autograded questions in lab order, each with its
+    points (public and hidden), the names its tests take, its by-hand rule, and whether the grader checks
+    the gradients its answers return against finite differences (``torch_gradients:`` in grading.yml turns
+    that off for a question, with the reason); and, under ``manual``, its written questions
+    (:func:`manual_questions`), which the grader lists for a person and never scores."""
     from otter.test_files import ExceptionTestFile
 
     from course_utils.rules import Rule
@@ -151,7 +260,7 @@ def questions_meta(lab: Lab, tests_dir: Path) -> dict:
     order = question_order(lab.master)
     unknown = set(rules) - set(order)
     if unknown:
-        raise ValueError(f"{lab.folder}/grading.yml gives by-hand rules for unknown questions {sorted(unknown)}")
+        raise ValueError(f"{lab.folder}/grading.yml gives by-hand rules for unknown (or written) questions {sorted(unknown)}")
     conventions = lab.grading_spec().get("torch_gradients") or {}
     if set(conventions) - set(order) or not all(isinstance(v, str) and v.strip() for v in conventions.values()):
         raise ValueError(f"{lab.folder}/grading.yml: torch_gradients maps questions of the lab to the reason their "
@@ -168,7 +277,7 @@ def questions_meta(lab: Lab, tests_dir: Path) -> dict:
         questions.append({"name": name, "points": round(public + hidden, 6), "public": round(public, 6),
                           "hidden": round(hidden, 6), "names": names, "rule": rule,
                           "check_gradients": name not in conventions})
-    return {"lab": lab.name, "title": lab_title(lab.master), "questions": questions}
+    return {"lab": lab.name, "title": lab_title(lab.master), "questions": questions, "manual": manual_questions(lab.master)}
 
 
 RULE_TEST = '''
@@ -289,6 +398,7 @@ def assign(lab: Lab, out_root: Path | None = None, quiet: bool = True) -> Path:
         for p in data:
             (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
         nb = nbformat.read(lab.master, as_version=4)
+        state_rules(nb, lab.grading_spec().get("by_hand") or {}, f"{lab.folder.name}/{lab.master.name}")
         config = yaml.safe_dump(assignment_config(lab, [p.name for p in data]), sort_keys=False)
         nb.cells.insert(0, nbformat.v4.new_raw_cell("# ASSIGNMENT CONFIG\n" + config))
         master = tmp / f"{lab.name}.ipynb"

@@ -6,8 +6,8 @@ folder without a notebook gets an ``invalid`` row; a folder without any notebook
 
 Each run writes a new folder, ``_grades/NN_slug/<date>-<time>/``, holding ``gradebook.csv`` (one row
 per submission: status, score per question in lab order, total, seconds, note), ``feedback/`` (one
-Markdown file per submission, public tests only) and ``summary.json`` (timings); ``latest`` points
-at the newest run. ``--out DIR`` writes there instead, and refuses a folder that is not empty
+Markdown file per submission, public tests only) and ``summary.json`` (timings, and a hash of each
+question's tests); ``latest`` points at the newest run. ``--out DIR`` writes there instead, and refuses a folder that is not empty
 unless ``--force``. Every submission gets a status and the batch never aborts:
 
 ``graded``   the notebook ran top to bottom (its own errors included) and every test ran;
@@ -25,8 +25,10 @@ interrupted run loses no finished row; at the end the gradebook is written again
 order, with ``summary.json``. ``--resume`` continues an interrupted run in the ``latest`` folder (or
 ``--out DIR``): submissions that have a row keep it, the others are graded (``.rows.jsonl`` keeps
 the timings of finished rows for the summary, and every test's result, hidden ones included, for
-``make report``: the instructor's, never a student's). On SIGINT or SIGTERM the batch kills every
-judge, fork server and student process it started, and exits with 130 or 143.
+``make report``: the instructor's, never a student's, and each submission file's hash). On SIGINT or
+SIGTERM the batch kills every judge, fork server and student process it started, and exits with 130
+or 143. ``--only QUESTION...`` and ``--students NAME...`` regrade part of an earlier run into a new
+one (:mod:`.regrade`).
 
 Each submission runs in a student process of its own (:mod:`.student`, isolated by :mod:`.sandbox`)
 forked from a warm server (:mod:`.forkserver`); the tests run in a judge process (:mod:`.judge`)
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -58,7 +61,9 @@ from pathlib import Path
 from .assign import REPO, find_lab
 from .judge import LabTests, Limits, Outcome, raised_error
 from .leaks import hidden_test_lines, redact, secret_lines
+from .runs import BadInput
 from .sandbox import FIRST_UID, kill_user
+from . import written
 
 STATUSES = ("graded", "timeout", "crashed", "invalid", "flagged")
 SKIP_DIRS = (".ipynb_checkpoints", "__pycache__", "__MACOSX")
@@ -80,6 +85,7 @@ class Row:
     times: dict = field(default_factory=dict)
     audit: list = field(default_factory=list)   # what was sent to the student process (Limits(audit=True))
     tests: dict = field(default_factory=dict)   # question -> {"cases": [...], "violations": [...]}, hidden tests included
+    sha256: str = ""                            # of the submission's file: a regrade tells a changed notebook from a changed test
 
 
 # --- finding and checking submissions, before any of their code runs -----------------------------------------
@@ -223,16 +229,43 @@ def _feedback_text(row: Row, lab: LabTests, nb: dict | None, outcome: Outcome | 
     if row.note:
         lines.append(f"Note: {row.note}")
     lines.append("")
+    manual = written.manual_questions(lab.data_dir.parent)  # the written questions: a person grades them
     if outcome is None or not outcome.questions:
         lines.append("Your notebook could not be graded, so no question was scored.")
-        return redact("\n".join(lines) + "\n", secret)
+        return redact("\n".join(lines + ([""] + written.feedback_lines(manual) if manual else [])) + "\n", secret)
     lines += raised_feedback(nb, outcome)
     for q in lab.questions:
         info = outcome.questions.get(q.name) or {"cases": [], "violations": []}
         heading, *rest = question_feedback(q, info, row.scores.get(q.name, 0))
         lines += [f"## {heading}", *rest, ""]
-    lines.append(f"Total: {row.total:g} / {row.possible:g}")
-    return redact("\n".join(lines) + "\n", secret)
+    lines.append(f"Total: {row.total:g} / {row.possible:g}" + (" autograded points" if manual else ""))
+    return redact("\n".join(lines + ([""] + written.feedback_lines(manual) if manual else [])) + "\n", secret)
+
+
+def file_sha256(path: Path | None) -> str:
+    """The SHA-256 of a submission's file ("" for a folder without a notebook, or a file that cannot be read)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path is not None and Path(path).is_file() else ""
+    except OSError:
+        return ""
+
+
+def tests_sha256(lab: LabTests) -> dict[str, str]:
+    """Per question, the SHA-256 of what scores it: its test file (hidden tests included) and its entry in
+    ``questions.json`` (points, by-hand rule). Each run's ``summary.json`` records them, so a regrade
+    (:mod:`.regrade`) can say whether a question's tests changed since."""
+    return {q.name: hashlib.sha256(json.dumps({"question": dataclasses.asdict(q), "tests": lab.tests.get(q.name, "")},
+                                              sort_keys=True).encode()).hexdigest() for q in lab.questions}
+
+
+def write_summary(out: Path, lab: LabTests, rows: list[Row], jobs: int, isolation: str, **extra) -> None:
+    """``summary.json``: the lab, the counts, the timings of every row and the hashes of the tests."""
+    summary = {"lab": lab.name, "submissions": len(rows), "jobs": jobs, "isolation": isolation,
+               "counts": {s: sum(r.status == s for r in rows) for s in STATUSES},
+               "tests_sha256": tests_sha256(lab), **extra,
+               "rows": [{"submission": r.submission, "status": r.status, "total": r.total, "seconds": r.seconds,
+                         "times": r.times} for r in rows]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def gradebook_header(questions: list[str]) -> list[str]:
@@ -327,7 +360,8 @@ class _Gradebook:
             target.write_text(row.feedback)
             self._csv.writerow(gradebook_row(row, self.questions))
             self._file.flush()
-            self._times.write(json.dumps({"submission": row.submission, "times": row.times, "tests": row.tests}) + "\n")
+            entry = {"submission": row.submission, "times": row.times, "tests": row.tests}
+            self._times.write(json.dumps({**entry, "sha256": row.sha256} if row.sha256 else entry) + "\n")
             self._times.flush()
             self.rows[row.submission] = row
 
@@ -668,10 +702,11 @@ class Grader:
             if resume and progress:
                 left = sum(sub.name not in book.rows for sub in subs)
                 print(f"resuming {out}: {len(book.rows)} rows already written, {left} submissions to grade", flush=True)
-            pending = {}
+            pending, digests = {}, {}
             for sub in subs:
                 if sub.name in book.rows:
                     continue
+                digests[sub.name] = file_sha256(sub.path)
                 if sub.path is None:
                     nb, why = None, sub.problem
                 else:
@@ -681,6 +716,7 @@ class Grader:
                         nb, why = None, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"
                 if nb is None:
                     row = _row(sub, lab, None, "invalid", why, 0.0)
+                    row.sha256 = digests[sub.name]
                     row.feedback = feedback_text(row, lab, None, None, secret)
                     book.add(row)
                 else:
@@ -691,6 +727,7 @@ class Grader:
                 row = _row(sub, lab, outcome, outcome.status, outcome_note(outcome, nb), sum(outcome.times.values()))
                 row.audit = outcome.audit
                 row.tests = outcome.questions if isinstance(outcome.questions, dict) else {}
+                row.sha256 = digests[name]
                 row.feedback = feedback_text(row, lab, nb, outcome, secret)
                 self.isolation = outcome.isolation or self.isolation
                 book.add(row)
@@ -708,17 +745,15 @@ class Grader:
                     pass
         finally:
             book.close()
-        summary = {"lab": lab.name, "submissions": len(rows), "jobs": self.jobs, "isolation": self.isolation,
-                   "counts": {s: sum(r.status == s for r in rows) for s in STATUSES},
-                   "rows": [{"submission": r.submission, "status": r.status, "total": r.total, "seconds": r.seconds,
-                             "times": r.times} for r in rows]}
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_summary(out, lab, rows, self.jobs, self.isolation)
+        written.write_sheet(out, written.manual_questions(assigned), subs, lab.title)  # for the person who grades them
         return rows
 
 
-def run_folder(lab_name: str, out: Path | None, force: bool, resume: bool = False) -> Path:
+def run_folder(lab_name: str, out: Path | None, force: bool, resume: bool = False, link_latest: bool = True) -> Path:
     """A fresh folder for this run's gradebook and feedback (see the module docstring); with
-    ``resume``, the folder of the run to continue: ``out``, else the lab's ``latest``."""
+    ``resume``, the folder of the run to continue: ``out``, else the lab's ``latest``. Without
+    ``link_latest`` (a regrade), ``latest`` moves only when :func:`point_latest` says so."""
     if resume:
         if force:
             raise SystemExit("--resume continues a run and --force replaces it: choose one")
@@ -746,14 +781,20 @@ def run_folder(lab_name: str, out: Path | None, force: bool, resume: bool = Fals
         k += 1
         out = base / f"{stamp}-{k}"
     out.mkdir(parents=True)
-    latest = base / "latest"
+    if link_latest:
+        point_latest(out)
+    return out
+
+
+def point_latest(out: Path) -> None:
+    """Point the lab's ``latest`` link at the run folder ``out`` (a folder of ``_grades/NN_slug/``)."""
+    latest = out.parent / "latest"
     try:
         if latest.is_symlink() or latest.exists():
             latest.unlink()
         latest.symlink_to(out.name)
     except OSError:
         pass
-    return out
 
 
 def grade_folder(lab_name: str, submissions: Path, out: Path | None = None, limits: Limits | None = None,
@@ -791,19 +832,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run (the latest run folder, or --out): grade only the "
                              "submissions without a row")
+    regrading = parser.add_argument_group("regrade", "grade some questions or submissions of an earlier run again, "
+                                          "into a new run folder (see course_tools.grading.regrade)")
+    regrading.add_argument("--only", nargs="+", metavar="QUESTION", help="regrade only these questions")
+    regrading.add_argument("--students", nargs="+", metavar="NAME",
+                           help="regrade only these submissions (as the gradebook names them, or their file or folder name)")
+    regrading.add_argument("--base", type=Path, default=None, help="the run to start from (default: the lab's latest)")
+    regrading.add_argument("--reason", default="", help="why, recorded in the new run's regrade.json and changes.csv")
     args = parser.parse_args(argv)
-    if args.resume and args.force:
-        parser.error("--resume continues a run and --force replaces it: choose one")
+    regrade = bool(args.only or args.students)
+    conflict = ("--resume continues a run and --force replaces it: choose one" if args.resume and args.force else
+                "expected --only QUESTION... or --students NAME... with --base and --reason (they belong to a regrade)"
+                if not regrade and (args.base is not None or args.reason) else
+                "--resume continues an interrupted run; a regrade (--only, --students) writes a new one: choose one"
+                if regrade and args.resume else "")
+    if conflict:
+        print(conflict, file=sys.stderr)
+        return 2
     limits = Limits(timeout=args.timeout, test_seconds=args.test_seconds, memory_mb=args.memory_mb, disk_mb=args.disk_mb)
     start = time.perf_counter()
     grader = Grader(args.jobs)
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            rows = grader.grade(args.lab, args.submissions, args.out, limits, force=args.force, resume=args.resume)
+            if regrade:
+                from .regrade import regrade as regrade_run
+
+                rows = regrade_run(args.lab, args.submissions, only=args.only, students=args.students, base=args.base,
+                                   reason=args.reason, out=args.out, force=args.force, limits=limits, grader=grader,
+                                   argv=list(sys.argv[1:] if argv is None else argv))
+            else:
+                rows = grader.grade(args.lab, args.submissions, args.out, limits, force=args.force, resume=args.resume)
             out = grader.last_out
         finally:
             grader.close()
+    except BadInput as bad:
+        print(bad, file=sys.stderr)
+        return 2
     except Interrupted as stop:
         for sig in previous:  # a second Ctrl-C must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
@@ -811,8 +876,8 @@ def main(argv: list[str] | None = None) -> int:
         _kill_children()
         out = getattr(grader, "last_out", None)
         where = f"; the rows of the submissions that finished are in {out / 'gradebook.csv'}" if out else ""
-        print(f"interrupted by {stop}: every grading process was stopped{where}; "
-              "GRADE_ARGS=--resume grades the rest", file=sys.stderr, flush=True)
+        again = ("the base run is unchanged: run the regrade again" if regrade else "GRADE_ARGS=--resume grades the rest")
+        print(f"interrupted by {stop}: every grading process was stopped{where}; {again}", file=sys.stderr, flush=True)
         return 128 + stop.signum
     finally:
         for sig, handler in previous.items():
@@ -820,16 +885,27 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(sig, handler)
     elapsed = time.perf_counter() - start
     counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
-    graded = [r for r in rows if r.times]
+    graded = [r for r in rows if r.times and (not regrade or r.submission in grader.last_regrade["names"])]
     split = {k: sum(r.times.get(k, 0.0) for r in graded) / max(len(graded), 1) for k in ("start", "notebook", "tests")}
-    print(f"graded {len(rows)} submissions in {elapsed:.1f} s ({60 * len(rows) / max(elapsed, 1e-9):.1f} per minute, "
-          f"{args.jobs} at a time): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    if regrade:
+        done = grader.last_regrade
+        print(f"regraded {', '.join(done['questions'])} of {done['regraded']} of {len(rows)} submissions in "
+              f"{elapsed:.1f} s, from {done['base']}; the new gradebook holds every row: "
+              + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    else:
+        print(f"graded {len(rows)} submissions in {elapsed:.1f} s ({60 * len(rows) / max(elapsed, 1e-9):.1f} per minute, "
+              f"{args.jobs} at a time): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
     print("seconds per submission: " + ", ".join(f"{k} {v:.2f}" for k, v in split.items()))
     if grader.isolation:
         from .sandbox import describe
 
         print(f"isolation: {describe(grader.isolation)}")
     print(f"gradebook: {out / 'gradebook.csv'}\nfeedback:  {out / 'feedback'}/")
+    if (out / "written.csv").is_file():
+        print(f"written:   {out / 'written.md'} (the answers) and {out / 'written.csv'} (their scores): "
+              "the written questions are graded by a person, and the gradebook's total leaves them out")
+    if regrade:
+        print(f"changes:   {out / 'changes.csv'}\nregrade:   {out / 'regrade.json'}")
     return 0
 
 

@@ -13,9 +13,13 @@ runs this module as root in a fresh container. It
    strongest isolation the container allows; Gradescope's containers usually refuse namespaces, so
    an unprivileged user with resource limits), the tests in this trusted process, the ``ci``
    profile;
-4. writes ``/autograder/results/results.json``: one entry per question with its score and the
-   public feedback, and the status and note as the overall output. It is written whatever happens:
-   a grader error is a ``crashed`` result with a note, never a missing file.
+4. writes ``/autograder/results/results.json``: one entry per autograded question with its score and
+   the public feedback, and the status and note as the overall output. It is written whatever happens:
+   a grader error is a ``crashed`` result with a note, never a missing file. The written questions
+   (:mod:`.written`) are not scored here, as otter's own Gradescope runner leaves manually graded
+   questions to a person: the output lists each with its points and the submission's answer, and
+   ``extra_data["manual"]`` holds them, for the instructor who grades them as manually graded
+   questions of the assignment.
 
 Submitted files are read as root, so a symbolic link among them (to a test, or to a root-only file
 of the image) is never followed.
@@ -33,6 +37,7 @@ from pathlib import Path
 from .batch import Row, _row, Submission, find_submissions, outcome_note, question_feedback, raised_feedback, validate
 from .judge import Judge, LabTests, Limits
 from .leaks import hidden_test_lines, redact
+from . import written
 
 
 def protect(path: Path) -> None:
@@ -76,8 +81,13 @@ def results_json(row: Row, lab: LabTests, outcome, secret: set[str], nb: dict | 
         tests.append({"name": q.name, "score": row.scores.get(q.name, 0.0), "max_score": q.points,
                       "output": redact("\n".join(lines), secret), "output_format": "md", "visibility": "visible"})
     overall = [f"Status: {row.status}"] + ([row.note] if row.note else []) + [""] + raised_feedback(nb, outcome)
+    manual = written.manual_questions(lab.data_dir.parent)  # graded by a person, not in the score
+    answered = written.answers(nb, manual)
+    overall += written.feedback_lines(manual, answered)
+    extra = {"manual": [{"name": q["name"], "points": q.get("points"), "answer": answered.get(q["name"], "")} for q in manual]}
     return {"score": row.total, "execution_time": round(row.seconds, 2), "tests": tests,
-            "output": redact("\n".join(overall).strip(), secret), "output_format": "md", "stdout_visibility": "hidden"}
+            "output": redact("\n".join(overall).strip(), secret), "output_format": "md", "stdout_visibility": "hidden",
+            **({"extra_data": extra} if manual else {})}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1556,6 +1556,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", action="store_true",
                         help="the attack-class cases only (Labs 0 to 3): one table per class and lab")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--assigned", type=Path, default=None,
+                        help="the folder `make assign` wrote (default: _assign; give another while a build rewrites it)")
     args = parser.parse_args(argv)
     from .batch import Grader
 
@@ -1564,7 +1566,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.labs or [lb.name for lb in discover_labs()]:
             if args.classes:
                 with tempfile.TemporaryDirectory() as tmp:
-                    cases, rows, questions, seconds = run_classes(name, Path(tmp), grader)
+                    cases, rows, questions, seconds = run_classes(name, Path(tmp), grader, args.assigned)
                     subs = len({c.submission or c.name for c in cases})
                     print(f"\n### {name}: {sum(1 for c in cases if c.klass)} attack cases in {subs} submissions, "
                           f"graded in {seconds:.1f} s")
@@ -1576,7 +1578,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 full = args.full or name == discover_labs()[0].name
-                cases, rows, questions, times = run_suite(name, Path(tmp), grader, full)
+                cases, rows, questions, times = run_suite(name, Path(tmp), grader, full, args.assigned)
                 print(f"\n{name}: {len(cases)} cases; solution graded in {times['solution']:.1f} s; batch of "
                       f"{len(cases)} in {times['batch']:.1f} s ({60 * len(cases) / times['batch']:.1f} per minute; limits "
                       f"{times['timeout']:.0f} s per submission, {times['test_seconds']:.0f} s per test)")

@@ -21,12 +21,21 @@ def _significant(line: str) -> str | None:
     return s
 
 
+def _raw_marker(cell) -> str:
+    return cell.source.strip().splitlines()[0].strip() if cell.cell_type == "raw" and cell.source.strip() else ""
+
+
 def solution_lines(master: Path) -> set[str]:
     """Lines between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` (or ending in ``# SOLUTION``) in
-    the code cells of a master notebook."""
+    the code cells of a master notebook, and the lines of the markdown cells between raw
+    ``# BEGIN SOLUTION`` and ``# END SOLUTION`` cells (a written question's rubric)."""
     nb = nbformat.read(master, as_version=4)
     found, public = set(), set()
+    in_solution = False
     for cell in nb.cells:
+        in_solution = {"# BEGIN SOLUTION": True, "# END SOLUTION": False}.get(_raw_marker(cell), in_solution)
+        if cell.cell_type == "markdown" and in_solution:
+            found |= {s for s in map(_significant, cell.source.splitlines()) if s}
         if cell.cell_type != "code":
             continue
         inside = False
@@ -117,13 +126,14 @@ def redact(text: str, secret: set[str]) -> str:
 def visible_lines(master: Path) -> set[str]:
     """Lines students legitimately see: the master's markdown and code outside solutions and tests."""
     nb = nbformat.read(master, as_version=4)
-    seen, in_tests = set(), False
+    seen, in_tests, in_solution = set(), False, False
     for cell in nb.cells:
         if cell.cell_type == "raw":
-            marker = cell.source.strip().splitlines()[0].strip() if cell.source.strip() else ""
+            marker = _raw_marker(cell)
             in_tests = {"# BEGIN TESTS": True, "# END TESTS": False}.get(marker, in_tests)
+            in_solution = {"# BEGIN SOLUTION": True, "# END SOLUTION": False}.get(marker, in_solution)
             continue
-        if in_tests:
+        if in_tests or (in_solution and cell.cell_type == "markdown"):
             continue
         inside = False
         for line in cell.source.splitlines():
