@@ -4,6 +4,8 @@ import runpy
 
 import numpy as np
 from scipy import ndimage
+from skimage.feature import canny
+from skimage.transform import hough_circle, hough_circle_peaks
 
 from helpers import REPO
 from course_utils.data.coins import TRUE_COUNT, coin_points, coins_image, points_in_window, read_points_csv
@@ -27,16 +29,34 @@ def test_the_procedure_reproduces_the_committed_csv():
     np.testing.assert_array_equal(pts, read_points_csv(LAB / "coins_points.csv"))
 
 
-def test_every_point_lies_on_a_distinct_bright_coin():
+def coins_found_by_circles(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An independent look at the photograph: coins are circles. Canny edges and a circular Hough
+    transform (radii 15 to 35 pixels); a coin is a peak at least half as strong as the strongest.
+    Returns the circles' centres ``(m, 2)`` as (row, col) and radii ``(m,)``."""
+    radii = np.arange(15, 36)
+    votes = hough_circle(canny(image, sigma=2), radii)
+    strength, cols, rows, r = hough_circle_peaks(votes, radii, min_xdistance=25, min_ydistance=25, total_num_peaks=40)
+    coin = strength >= 0.5 * strength.max()
+    assert strength[coin].min() > 1.2 * strength[~coin].max(), "no clear gap between coins and other circles"
+    return np.stack([rows[coin], cols[coin]], 1), r[coin]
+
+
+def test_every_coin_has_exactly_one_point_near_its_centre():
     image = coins_image()
     assert image.shape == (303, 384) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
     pts = coin_points()
-    # an independent coin mask: Otsu-free, a plain threshold between dark background and coins
-    coins, _ = ndimage.label(ndimage.binary_opening(image > 0.4, iterations=2))
+    centres, radii = coins_found_by_circles(image)
+    assert len(centres) == TRUE_COUNT, f"the circle detector finds {len(centres)} coins"
+    dist = np.sqrt(((pts[:, None, :] - centres[None, :, :]) ** 2).sum(-1))  # (point, coin)
+    inside = dist < radii[None, :]
+    assert (inside.sum(1) == 1).all(), f"points on no coin or on two: {np.nonzero(inside.sum(1) != 1)[0]}"
+    assert (inside.sum(0) == 1).all(), f"coins with no point or several: {np.nonzero(inside.sum(0) != 1)[0]}"
+    # a click is the coin pixel nearest the coin's centre of mass: well inside the coin
+    coin_of = inside.argmax(1)
+    off_centre = dist[np.arange(len(pts)), coin_of] / radii[coin_of]
+    assert (off_centre < 0.5).all(), f"a point is {off_centre.max():.2f} radii from its coin's centre"
     smooth = ndimage.uniform_filter(image, 9)
     assert (smooth[pts[:, 0], pts[:, 1]] > 0.4).all(), "a point lies on the dark background"
-    owners = coins[pts[:, 0], pts[:, 1]]
-    assert len(set(owners[owners > 0].tolist())) >= 20, "points should sit on different coins"
     d = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1)) + np.eye(len(pts)) * 1e9
     assert d.min() > 40, "two points are closer than a coin's width"
 

@@ -10,6 +10,7 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 
 from course_utils.data import CLASS_NAMES, NUM_CLASSES, compose_scenes, digit_scenes, digit_split, handwritten_glyphs
+from course_utils.data.digit_scenes import INK_THRESHOLD
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +122,67 @@ def test_points_are_the_object_pixels_nearest_to_the_centres(scenes):
             assert int(scenes.labels[i, r, c]) == int(scenes.digits[i][j - 1]) + 1
 
 
-def test_objects_never_overlap_and_counts_match():
+def test_counts_are_the_objects_in_the_instance_maps_class_by_class():
     s = digit_scenes(40, 64, seed=4, objects=(3, 5))
     counts = s.counts()
-    assert torch.equal(counts, torch.tensor([len(d) for d in s.digits]))
-    assert int(counts.max()) <= 5 and int(counts.min()) >= 1
-    for inst, digits in zip(s.instances, s.digits):  # each labelled pixel belongs to one instance only
-        sizes = torch.bincount(inst.flatten(), minlength=len(digits) + 1)[1:]
-        assert bool((sizes >= 4).all())
+    assert counts.dtype == torch.int64 and counts.shape == (40,)
+    for i, (inst, labels) in enumerate(zip(s.instances.numpy(), s.labels.numpy())):
+        ids = np.unique(inst[inst > 0])  # the objects actually drawn, read from the map
+        assert int(counts[i]) == len(ids), f"scene {i}: counts() says {int(counts[i])}, the map holds {len(ids)}"
+        per_class = np.zeros(NUM_CLASSES, np.int64)
+        for j in ids:
+            (cls,) = np.unique(labels[inst == j])
+            per_class[cls] += 1
+        expected = np.bincount(s.digits[i] + 1, minlength=NUM_CLASSES)
+        np.testing.assert_array_equal(per_class, expected, err_msg=f"scene {i}: digits per class")
+    assert int(counts.max()) == 5 and int(counts.min()) >= 1  # some scene fits all five, none is empty
+
+
+def _thresholded_glyph_at_every_size(glyph: np.ndarray, sides) -> list[np.ndarray]:
+    """The recipe of chapter 2, written out: bilinear scaling, then ink > ``INK_THRESHOLD``, cropped to
+    its bounding box. ``ndimage.zoom`` derives its grid from the output shape only, so every scale
+    factor that gives a ``side x side`` digit gives the same mask. (scipy's zoom, as the generator
+    uses: many interpolated values fall exactly on 0.35, where another library's float32 rounding
+    would flip pixels; what is tested is the placement, not the scaling.)"""
+    out = []
+    for side in sides:
+        mask = ndimage.zoom(glyph, side / glyph.shape[0], order=1) > INK_THRESHOLD
+        assert mask.shape == (side, side)
+        rows, cols = np.nonzero(mask)
+        out.append(mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1])
+    return out
+
+
+@pytest.mark.parametrize("size, objects, scale", [(64, (3, 5), (2.0, 3.5)), (48, (6, 8), (2.0, 2.5))])
+def test_digits_never_overlap_every_object_is_its_whole_glyph(size, objects, scale):
+    # overlap would hide part of an earlier digit under a later one: so each instance must be the
+    # complete thresholded scan it was drawn from (at one of the sizes its scale range allows)
+    s = digit_scenes(12, size, seed=9, objects=objects, scale=scale)
+    bank = load_digits().images.astype(np.float32) / 16.0
+    sides = range(int(round(8 * scale[0])), int(round(8 * scale[1])) + 1)
+    crowded = 0
+    for i, (inst, sources) in enumerate(zip(s.instances.numpy(), s.sources)):
+        crowded += len(sources) >= 4
+        for j, src in enumerate(sources, start=1):
+            rows, cols = np.nonzero(inst == j)
+            assert len(rows), f"scene {i}, object {j}: no pixel of it is left in the instance map"
+            drawn = inst[rows.min():rows.max() + 1, cols.min():cols.max() + 1] == j
+            candidates = _thresholded_glyph_at_every_size(bank[src], sides)
+            assert any(c.shape == drawn.shape and np.array_equal(c, drawn) for c in candidates), (
+                f"scene {i}, object {j}: its pixels are not the whole of scan {src} at any allowed size "
+                "(partly covered by another digit, or not drawn by the documented recipe)")
+    assert crowded >= 3, "too few crowded scenes (4 digits or more) to put the placement to the test"
+
+
+def test_digits_are_separated_by_background_so_no_blob_holds_two_of_them():
+    # the one-pixel margin of the placement: distinct digits never touch, not even at a corner
+    s = digit_scenes(40, 48, seed=4, objects=(4, 6))
+    for i, inst in enumerate(s.instances.numpy()):
+        blobs, n = ndimage.label(inst > 0, structure=np.ones((3, 3), bool))
+        for b in range(1, n + 1):
+            assert len(np.unique(inst[blobs == b])) == 1, f"scene {i}: two digits touch"
+        sizes = np.bincount(inst.ravel())[1:]
+        assert (sizes >= 4).all(), "every digit keeps at least 4 pixels"
 
 
 def test_binary_variant_is_the_same_scene_with_two_classes():

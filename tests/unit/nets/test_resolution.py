@@ -3,7 +3,9 @@
 The pieces lab 4 asks students to write (skip fusion, U-Net decoder block, max-unpooling) are not in
 the package; these tests plug in deliberately *different* stand-ins (nearest-neighbour upsampling,
 the library's ``F.max_unpool2d``) to check the wiring, the shapes, the staged-training copy and the
-errors students see.
+errors students see. ``FCN.forward`` and ``SegNetStyle.forward`` are checked against the same
+network's layers run by hand, with other torch ops for the fixed pieces (bilinear upsampling by
+``F.interpolate``, unpooling by ``scatter``), on more than one configuration.
 """
 
 import pytest
@@ -60,17 +62,69 @@ def test_encoder_strides_and_switches_match_max_pool():
     assert Encoder(1, WIDTHS)(x).switches is None
 
 
-def test_fcn_final_upsampling_is_bilinear_interpolation_in_the_interior():
-    # kernel 2s, stride s, padding s/2 places input i at output (i + 1/2) s - 1/2: align_corners=False
-    for stride in (8, 16, 32):
-        net = FCN(num_classes=3, widths=WIDTHS, head_width=4, stride=stride, fusion=NearestFusion)
-        scores = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(stride), dtype=torch.float64)
-        up = F.conv_transpose2d(scores, net.upsample_weight.double(), stride=stride, padding=stride // 2)
-        ref = F.interpolate(scores, scale_factor=stride, mode="bilinear", align_corners=False)
-        assert up.shape == ref.shape == (2, 3, 4 * stride, 5 * stride)
-        inner = slice(stride // 2, -(stride // 2))
-        torch.testing.assert_close(up[..., inner, inner], ref[..., inner, inner], rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(net.upsample_weight, bilinear_kernel(2 * stride, 3))
+def randomised(net: nn.Module, seed: int) -> nn.Module:
+    """``net`` in float64 and eval mode with random weights and batch-norm statistics (a "trained"
+    network: nothing is at its initial value, so a layer left out or swapped changes the output)."""
+    g = torch.Generator().manual_seed(seed)
+    net = net.double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
+        for name, b in net.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g, dtype=b.dtype) * 0.1)
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g, dtype=b.dtype) + 0.5)
+    return net
+
+
+def pooled_by_hand(encoder: Encoder, x: torch.Tensor) -> list:
+    """The encoder's stages run one by one, each followed by a 2x2 max pooling: pool1..pool5."""
+    pooled = []
+    for stage in encoder.stages:
+        x = F.max_pool2d(stage(x), kernel_size=2, stride=2)
+        pooled.append(x)
+    return pooled
+
+
+def bilinear_upsampling(scores: torch.Tensor, s: int) -> torch.Tensor:
+    """Bilinear upsampling by ``s`` (pixel centres aligned: ``align_corners=False``), with the scores
+    taken as zero outside the map, computed by ``F.interpolate`` rather than a transposed convolution."""
+    padded = F.pad(scores, (1, 1, 1, 1))
+    return F.interpolate(padded, scale_factor=s, mode="bilinear", align_corners=False)[..., s:-s, s:-s]
+
+
+FCN_CONFIGS = [  # (widths, head width, image size); the second has pool3 and pool4 of one width
+    (WIDTHS, 4, (64, 64)),
+    ((3, 3, 4, 4, 5), 6, (64, 96)),
+]
+
+
+@pytest.mark.parametrize("widths, head_width, size", FCN_CONFIGS)
+@pytest.mark.parametrize("stride", [32, 16, 8])
+def test_fcn_forward_is_the_skip_fusion_and_bilinear_upsampling_of_its_own_layers(stride, widths, head_width, size):
+    # FCN-32s: score(head(pool5)), upsampled 32x. FCN-16s: fuse_pool4(that score, pool4), upsampled
+    # 16x. FCN-8s: fuse_pool3(the FCN-16s fusion, pool3), upsampled 8x. The fusion is the stand-in
+    # NearestFusion, written out: nearest 2x upsampling of the coarse scores + a 1x1 score of the skip.
+    net = randomised(FCN(num_classes=3, widths=widths, head_width=head_width, stride=stride, fusion=NearestFusion),
+                     seed=stride + size[1])
+    x = torch.randn(2, 1, *size, generator=torch.Generator().manual_seed(stride), dtype=torch.float64)
+    with torch.no_grad():
+        pool3, pool4, pool5 = pooled_by_hand(net.encoder, x)[2:]
+        scores = net.score(net.head(pool5))
+        assert scores.shape[-2:] == (size[0] // 32, size[1] // 32)
+        if stride <= 16:
+            scores = F.interpolate(scores, scale_factor=2, mode="nearest") + net.fuse_pool4.score(pool4)
+        if stride <= 8:
+            scores = F.interpolate(scores, scale_factor=2, mode="nearest") + net.fuse_pool3.score(pool3)
+        expected = bilinear_upsampling(scores, stride)
+        out = net(x)
+    assert out.shape == expected.shape == (2, 3, *size)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    # away from the border (where the map is padded with zeros) it is plain bilinear interpolation
+    plain = F.interpolate(scores, scale_factor=stride, mode="bilinear", align_corners=False)
+    inner = (Ellipsis, slice(stride // 2, -(stride // 2)), slice(stride // 2, -(stride // 2)))
+    torch.testing.assert_close(out[inner], plain[inner], rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("stride", [32, 16, 8])
@@ -178,15 +232,46 @@ def test_segnet_unpools_with_the_encoder_switches():
     assert net.encoder.stages[0][0].weight.grad.abs().sum() > 0
 
 
-def test_segnet_unpooling_puts_values_only_at_the_switches():
-    net = SegNetStyle(num_classes=2, widths=WIDTHS, unpool=library_unpool).eval()
-    enc = net.encoder(images(size=64))
-    up = library_unpool(enc.pooled[0], enc.switches[0], enc.features[0].shape[-2:])
-    nonzero_possible = torch.zeros_like(up, dtype=torch.bool).flatten(2)
-    nonzero_possible.scatter_(2, enc.switches[0].flatten(2), True)
-    assert not up.flatten(2)[~nonzero_possible].any()
-    # every window keeps exactly its maximum
-    torch.testing.assert_close(F.max_pool2d(up, 2), F.max_pool2d(enc.features[0], 2))
+def unpool_by_scatter(values, switches, output_size):
+    """Max-unpooling written out: each value goes to the flat position its switch names, zeros elsewhere."""
+    n, c = values.shape[:2]
+    out = torch.zeros(n, c, output_size[0] * output_size[1], dtype=values.dtype)
+    return out.scatter_(2, switches.flatten(2), values.flatten(2)).view(n, c, *output_size)
+
+
+@pytest.mark.parametrize("widths, size", [(WIDTHS, (64, 64)), ((3, 3, 4, 4, 4), (64, 96))])
+def test_segnet_forward_unpools_its_own_decoder_output_at_the_encoders_switches(widths, size):
+    # values of the wrong origin (the encoder's pooled features instead of the decoder's output) have
+    # the right shape at every stage, so only values can tell them apart; two widths and image shapes
+    received = []
+
+    def recording_unpool(values, switches, output_size):
+        received.append((values, switches, tuple(output_size)))
+        return library_unpool(values, switches, output_size)
+
+    net = randomised(SegNetStyle(num_classes=3, widths=widths, unpool=recording_unpool), seed=size[1])
+    x = torch.randn(2, 1, *size, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        out = net(x)
+        # by hand: the encoder's stages with max pooling that keeps its argmax, the head, then per
+        # stage from the deepest: unpool at that stage's switches, that stage's decoder block
+        y, features, switches = x, [], []
+        for stage in net.encoder.stages:
+            features.append(stage(y))
+            y, idx = F.max_pool2d(features[-1], 2, return_indices=True)
+            switches.append(idx)
+        y = net.head(y)
+        decoded = []
+        for i in reversed(range(5)):
+            decoded.append(y)
+            y = net.decoder[i](unpool_by_scatter(y, switches[i], features[i].shape[-2:]))
+        expected = net.score(y)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    assert len(received) == 5
+    for (values, sw, output_size), i, y in zip(received, reversed(range(5)), decoded):
+        assert torch.equal(sw, switches[i]), f"stage {i} unpooled with switches that are not its own pooling's"
+        assert output_size == tuple(features[i].shape[-2:])
+        torch.testing.assert_close(values, y, rtol=1e-10, atol=1e-10)  # what is unpooled is the decoder's own
 
 
 def test_segnet_and_unet_report_wrong_pieces():
