@@ -242,6 +242,16 @@ def _feedback_text(row: Row, lab: LabTests, nb: dict | None, outcome: Outcome | 
     return redact("\n".join(lines + ([""] + written.feedback_lines(manual) if manual else [])) + "\n", secret)
 
 
+def read_submission(sub: "Submission", lab: LabTests) -> tuple[dict | None, str]:
+    """(the notebook, "") of a submission, or (None, why it cannot be graded): never raises."""
+    if sub.path is None:
+        return None, sub.problem
+    try:
+        return validate(sub.path, lab)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is that submission's row
+        return None, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"
+
+
 def file_sha256(path: Path | None) -> str:
     """The SHA-256 of a submission's file ("" for a folder without a notebook, or a file that cannot be read)."""
     try:
@@ -707,13 +717,7 @@ class Grader:
                 if sub.name in book.rows:
                     continue
                 digests[sub.name] = file_sha256(sub.path)
-                if sub.path is None:
-                    nb, why = None, sub.problem
-                else:
-                    try:
-                        nb, why = validate(sub.path, lab)
-                    except Exception as exc:  # noqa: BLE001 - an unreadable file is that submission's row
-                        nb, why = None, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"
+                nb, why = read_submission(sub, lab)
                 if nb is None:
                     row = _row(sub, lab, None, "invalid", why, 0.0)
                     row.sha256 = digests[sub.name]

@@ -40,7 +40,7 @@ from pathlib import Path
 from . import batch
 from .assign import find_lab
 from .batch import (JOURNAL, Grader, Row, Submission, feedback_path, feedback_text, file_sha256, find_submissions,
-                    outcome_note, read_gradebook, tests_sha256, validate, write_summary)
+                    outcome_note, read_gradebook, read_submission, tests_sha256, write_summary)
 from .judge import LabTests, Limits, Outcome
 from .leaks import hidden_test_lines, secret_lines
 from .runs import BadInput, find_run, load_run
@@ -321,14 +321,7 @@ def regrade(lab_name: str, submissions: Path, *, only: list[str] | None = None, 
                 book.add(rows[name])
             pending = {}
             for name in job.targets:
-                sub = job.subs[name]
-                if sub.path is None:
-                    nb, why = None, sub.problem
-                else:
-                    try:
-                        nb, why = validate(sub.path, lab)
-                    except Exception as exc:  # noqa: BLE001 - an unreadable file is that submission's row
-                        nb, why = None, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"
+                nb, why = read_submission(job.subs[name], lab)
                 if nb is None:
                     rows[name] = job.regraded(name, None, None, "invalid", why)
                     book.add(rows[name])
