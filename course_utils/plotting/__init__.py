@@ -6,9 +6,9 @@ FCN skips, SegNet-style unpooling, U-Net)."""
 
 from .curves import plot_curves
 from .graphs import draw_dag
-from .masks import PALETTE, mask_cmap, show_mask, show_scenes
+from .masks import PALETTE, label_regions, legend_handles, mask_cmap, show_mask, show_scenes
 from .reliability import reliability_diagram
 from .sequences import plot_transitions, show_digit_sequences
 
-__all__ = ["plot_curves", "draw_dag", "PALETTE", "mask_cmap", "show_mask", "show_scenes", "reliability_diagram",
-           "plot_transitions", "show_digit_sequences"]
+__all__ = ["plot_curves", "draw_dag", "PALETTE", "label_regions", "legend_handles", "mask_cmap", "show_mask", "show_scenes",
+           "reliability_diagram", "plot_transitions", "show_digit_sequences"]

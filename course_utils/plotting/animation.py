@@ -9,8 +9,9 @@ Taught in {ref}`sec-transposed-conv` (chapter 3, the animation), and used by lab
   but the first ``t`` pixels set to zero, so the last frame is exactly PyTorch's output.
 * :func:`animation_html` turns it into a self-contained JavaScript player
   (``FuncAnimation.to_jshtml``) that plays on a static web page without a kernel: it plays once by
-  default, refuses to grow past a size limit, and uses text symbols on its buttons instead of an
-  icon font from a CDN, so it works offline.
+  default, refuses to grow past a size limit, and draws its buttons as small inline SVG icons
+  instead of matplotlib's icon font from a CDN, so it works offline and needs no installed font; its
+  slider has a label and its controls fit a 390-px phone.
 * :func:`transposed_conv_explorer` is an ipywidgets explorer of kernel size, stride, padding and
   output padding, drawing the input, the output and how many kernel copies overlap at every output
   pixel, counted by a function the student writes.
@@ -35,13 +36,40 @@ HIGHLIGHT = PALETTE[6]  # vermillion
 COPY_EDGE = PALETTE[6]  # the same vermillion: the pixel and the copy it paints
 MAX_HTML_BYTES = 1_500_000  # the animation's share of a page that must stay under 2 MB
 
-# matplotlib's player draws its buttons with Font Awesome icons loaded from a CDN; a text symbol
-# works offline and on any theme.
-_BUTTON_SYMBOLS = {
-    "fa fa-minus": "&minus;", "fa fa-fast-backward": "&#x23EE;", "fa fa-step-backward": "&#x23F4;&#x2759;",
-    "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "&#x23F8;", "fa fa-play": "&#x25B6;",
-    "fa fa-step-forward": "&#x2759;&#x23F5;", "fa fa-fast-forward": "&#x23ED;", "fa fa-plus": "+",
+# matplotlib's player draws its buttons with Font Awesome icons loaded from a CDN. Text symbols
+# (U+23EE and friends) would need a font that has them: where only DejaVu is installed they show as
+# empty boxes. Inline SVG icons (16x16, in the button's text colour) need neither the network nor a font;
+# the buttons keep matplotlib's aria-label and title, so the icons are hidden from screen readers.
+_BAR = '<rect x="{x}" y="3" width="2" height="10"/>'  # a bar, from x to x + 2
+_LEFT, _RIGHT = '<path d="M{x} 3v10l-5-5z"/>', '<path d="M{x} 3v10l5-5z"/>'  # triangles with their flat side at x
+_ICONS = {
+    "fa fa-minus": '<rect x="3" y="7" width="10" height="2"/>',
+    "fa fa-fast-backward": _BAR.format(x=1) + _LEFT.format(x=9) + _LEFT.format(x=15),
+    "fa fa-step-backward": _LEFT.format(x=10) + _BAR.format(x=11),
+    "fa fa-play fa-flip-horizontal": '<path d="M12 3v10l-8-5z"/>',
+    "fa fa-pause": '<rect x="4" y="3" width="3" height="10"/><rect x="9" y="3" width="3" height="10"/>',
+    "fa fa-play": '<path d="M4 3v10l8-5z"/>',
+    "fa fa-step-forward": _BAR.format(x=3) + _RIGHT.format(x=6),
+    "fa fa-fast-forward": _RIGHT.format(x=1) + _RIGHT.format(x=7) + _BAR.format(x=13),
+    "fa fa-plus": '<rect x="3" y="7" width="10" height="2"/><rect x="7" y="3" width="2" height="10"/>',
 }
+_SVG = ('<svg class="anim-icon" viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" focusable="false" '
+        'fill="currentColor">{}</svg>')
+SLIDER_LABEL = "Frame of the animation"
+# The player's own style gives the slider a fixed 374 px and nine 36-px buttons in one row, wider than
+# a phone's 358-px column: the picture and the slider shrink with the column, the buttons (34 px, so
+# that nine fit in 340) wrap on anything narrower.
+_PLAYER_STYLE = """<style>
+.animation { max-width: 100%; }
+.animation img { max-width: 100%; height: auto; }
+.animation input[type=range].anim-slider { width: 100%; max-width: 374px; box-sizing: border-box; }
+.animation .anim-buttons { display: flex; flex-wrap: wrap; justify-content: center; gap: 4px; }
+.animation .anim-buttons button {
+  width: 34px; min-height: 28px; display: inline-flex; align-items: center; justify-content: center;
+}
+.animation .anim-state { display: flex; flex-wrap: wrap; justify-content: center; align-items: center; gap: 0 4px; }
+</style>
+"""
 
 
 def _as_2d(t, name: str) -> torch.Tensor:
@@ -158,7 +186,8 @@ def animation_html(anim: mpl_animation.FuncAnimation, default_mode: str = "once"
     """The HTML of a JavaScript player for ``anim`` that works on a static page without a kernel.
 
     It embeds every frame as a PNG (``to_jshtml``), starts in ``default_mode`` ("once", "loop" or
-    "reflect"), replaces the CDN icon font of the buttons by text symbols, and raises if the result
+    "reflect"), replaces the CDN icon font of the buttons by inline SVG icons, labels the slider, lets
+    the controls wrap on a narrow screen, and raises if the result
     is larger than ``max_bytes`` (matplotlib's own ``animation.embed_limit`` is set to the same
     bound, so frames are never silently dropped). ``alt`` becomes the alternative text of the
     player's image, for readers who cannot see it.
@@ -171,8 +200,10 @@ def animation_html(anim: mpl_animation.FuncAnimation, default_mode: str = "once"
     with plt.rc_context({"animation.embed_limit": max_bytes / 2**20}):
         html = anim.to_jshtml(default_mode=default_mode)
     html = re.sub(r'<link rel="stylesheet"\s+href="[^"]*font-awesome[^"]*">', "", html)
-    for cls, symbol in _BUTTON_SYMBOLS.items():
-        html = html.replace(f'<i class="{cls}"></i>', f"<span>{symbol}</span>")
+    for cls, shapes in _ICONS.items():
+        html = html.replace(f'<i class="{cls}"></i>', _SVG.format(shapes))
+    html = html.replace('class="anim-slider"', f'class="anim-slider" aria-label="{SLIDER_LABEL}"', 1)
+    html = html.replace('<div class="animation">', _PLAYER_STYLE + '<div class="animation">', 1)
     if alt:
         escaped = alt.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
         html = re.sub(r'<img id="(_anim_img[0-9a-f]+)">', rf'<img id="\1" alt="{escaped}">', html, count=1)

@@ -389,7 +389,7 @@ def draw_fc_as_conv(linear: nn.Linear, map_shape, big_map: torch.Tensor, row: in
     x_s = x0 + W * cell + 1.9
     ax.imshow(scores, cmap="Greens", interpolation="nearest", extent=(x_s, x_s + ow * cell, top - oh * cell, top), zorder=2)
     ax.add_patch(Rectangle((x_s, top - oh * cell), ow * cell, oh * cell, fill=False, edgecolor="0.25", lw=0.8, zorder=3))
-    for (i, j), colour in (((0, 0), MARK), ((oh - 1, ow - 1), PALETTE[13])):
+    for (i, j), colour in (((0, 0), MARK), ((oh - 1, ow - 1), PALETTE[10])):  # indigo
         ax.add_patch(Rectangle((x0 + j * cell, top - (i + h) * cell), w * cell, h * cell, fill=False, edgecolor=colour,
                                lw=1.8, zorder=8, gid=f"kernel at {i},{j}"))
         ax.add_patch(Rectangle((x_s + j * cell, top - (i + 1) * cell), cell, cell, fill=False, edgecolor=colour,

@@ -1,7 +1,10 @@
 """Segmentation masks with a legend, and grids of scenes with their labels and predictions.
 
 Taught in {ref}`sec-course-data` (chapter 0). Masks use a colour-blind-safe palette
-(Okabe and Ito's eight colours, extended with Paul Tol's), background in a neutral grey.
+(Okabe and Ito's eight colours, extended with Paul Tol's), background in a neutral grey. The eleven
+colours of the digit scenes' classes (background and ten digits) stay apart under simulated protan,
+deutan and tritan vision (CIEDE2000 distance at least 10 between any two); where a figure must still
+not rely on colour, ``show_mask(..., labels=True)`` writes each class's name on its regions.
 """
 
 from __future__ import annotations
@@ -10,16 +13,20 @@ import matplotlib.axes
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.colors import ListedColormap
+from matplotlib import patheffects
+from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.patches import Patch
+from scipy import ndimage
 
 from .. import checks
 
-# background grey, then Okabe-Ito, then Paul Tol "muted" colours for classes 8 and up
+# background grey, then Okabe-Ito, then Paul Tol "muted" colours for classes 8 and up. Class 10 (the
+# digit 9 of the digit scenes) is Tol's indigo: his teal (#44aa99), there before, was the bluish green of
+# class 3 (digit 2) at a luminance contrast of 1.2, and closer still under tritan and deutan vision.
 PALETTE = (
     "#d9d9d9", "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2",
-    "#d55e00", "#cc79a7", "#000000", "#882255", "#44aa99", "#999933",
-    "#aa4499", "#332288", "#117733",
+    "#d55e00", "#cc79a7", "#000000", "#882255", "#332288", "#999933",
+    "#aa4499", "#44aa99", "#117733",
 )
 
 
@@ -68,13 +75,46 @@ def _mask(mask, class_names: list[str], who: str) -> np.ndarray:
     return m.astype(np.int64)
 
 
-def _legend_handles(present, class_names: list[str]) -> list[Patch]:
+def legend_handles(present, class_names) -> list[Patch]:
+    """Legend entries (a patch of the class's colour and its name) for the classes in ``present``."""
     return [Patch(color=PALETTE[c], label=class_names[c]) for c in sorted(int(c) for c in present)]
 
 
-def show_mask(ax, mask, class_names, title: str | None = None, legend: bool = True, alpha: float = 1.0):
+def _relative_luminance(colour: str) -> float:
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def label_regions(ax, mask: np.ndarray, class_names: list[str], min_pixels: int = 12, fontsize: float = 9):
+    """Write each class's name (not the background's, class 0) on every region of that class in
+    ``mask`` (a connected area of at least ``min_pixels`` pixels), at the pixel deepest inside it, in
+    black or white, whichever stands out more from the class's colour. Returns the texts."""
+    texts = []
+    for c in np.unique(mask):
+        if c == 0:
+            continue
+        regions, n = ndimage.label(mask == c)
+        colour = PALETTE[int(c)]
+        ink = "black" if _relative_luminance(colour) > 0.18 else "white"
+        halo = "white" if ink == "black" else "black"
+        for r in range(1, n + 1):
+            region = regions == r
+            if region.sum() < min_pixels:
+                continue
+            depth = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+            i, j = np.unravel_index(depth.argmax(), depth.shape)
+            text = ax.text(j, i, class_names[int(c)], ha="center", va="center", fontsize=fontsize, color=ink,
+                           fontweight="bold", path_effects=[patheffects.withStroke(linewidth=1.5, foreground=halo)])
+            texts.append(text)
+    return texts
+
+
+def show_mask(ax, mask, class_names, title: str | None = None, legend: bool = True, alpha: float = 1.0,
+              labels: bool = False):
     """Draw an integer mask ``(H, W)`` on the axes ``ax`` with one colour per class and a legend of
-    the classes present. Raises a clear error for anything else."""
+    the classes present; with ``labels=True`` also write each class's name on its regions
+    (:func:`label_regions`), so that no reader has to tell the classes apart by colour. Raises a
+    clear error for anything else."""
     if not isinstance(ax, matplotlib.axes.Axes):
         raise TypeError(f"show_mask(ax, mask, class_names) draws on the axes ax (fig, ax = plt.subplots()), "
                         f"got {checks.describe(ax)} as ax")
@@ -83,10 +123,12 @@ def show_mask(ax, mask, class_names, title: str | None = None, legend: bool = Tr
     ax.imshow(m, cmap=mask_cmap(len(names)), vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest", alpha=alpha)
     ax.set_xticks([])
     ax.set_yticks([])
+    if labels:
+        label_regions(ax, m, names)
     if title:
         ax.set_title(title)
     if legend:
-        ax.legend(handles=_legend_handles(np.unique(m), names), loc="upper left", bbox_to_anchor=(1.0, 1.0),
+        ax.legend(handles=legend_handles(np.unique(m), names), loc="upper left", bbox_to_anchor=(1.0, 1.0),
                   fontsize="small", frameon=False)
     return ax
 
@@ -140,5 +182,5 @@ def show_scenes(images, masks=None, class_names=None, predictions=None, n: int =
     if groups:
         present = set().union(*(np.unique(m).tolist() for masks_ in drawn.values() for m in masks_))
         fig.subplots_adjust(right=1 - 1.3 / fig.get_figwidth())
-        fig.legend(handles=_legend_handles(present, names), loc="center right", fontsize="small", frameon=False)
+        fig.legend(handles=legend_handles(present, names), loc="center right", fontsize="small", frameon=False)
     return fig

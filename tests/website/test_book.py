@@ -163,3 +163,25 @@ def test_a_contradicted_claim_fails_the_book_build(tmp_path):
     assert "ClaimError: the book says 'FCN-8s beats FCN-32s', but its computed values disagree" in report
     html = (tmp_path / "_build" / "html" / "holds.html").read_text()
     assert re.search(r"FCN-8s reaches (<[^>]+>)?0\.66<", html), "the glued value of the claim that holds is on its page"
+
+
+def test_the_extension_names_the_sidebar_arrows_and_makes_citations_list_items():
+    """What tools/course_tools/book.py changes in the theme's and docutils' markup, on the markup
+    they write (the browser tests' axe-core audit checks the built pages)."""
+    from bs4 import BeautifulSoup
+
+    from course_tools.book import _BIBLIOENTRY, label_sidebar_toggles
+
+    soup = BeautifulSoup(
+        '<ul><li class="toctree-l1 has-children"><a class="reference internal" href="ch.html">3. Upsampling</a>'
+        '<details><summary><span class="toctree-toggle" role="presentation"><i class="fa-solid"></i></span></summary>'
+        '<ul><li><a href="lab.html">Lab 3</a></li></ul></details></li>'
+        '<li class="has-children"><details><summary><p class="caption">Chapters</p></summary><ul></ul></details></li></ul>',
+        "html.parser")
+    label_sidebar_toggles(soup)
+    label_sidebar_toggles(soup)  # the theme caches the sidebar: a second pass changes nothing
+    summaries = soup.find_all("summary")
+    assert summaries[0]["aria-label"] == "Sections of 3. Upsampling"
+    assert "aria-label" not in summaries[1].attrs, "a summary with text has a name already"
+    body = '<div role="list" class="citation-list">\n<div class="citation" id="id35" role="doc-biblioentry">\n'
+    assert _BIBLIOENTRY.sub(r'\1 role="listitem"', body) == body.replace("doc-biblioentry", "listitem")

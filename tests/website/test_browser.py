@@ -3,11 +3,11 @@
 The built site is served on 127.0.0.1 and read by Debian's Chromium (driven by Playwright; no
 browser is downloaded). Every page listed in ``_toc.yml`` is visited once, in reading order,
 arriving by its "next" link or its sidebar link alternately (and the last page's "previous" link is
-clicked at the end); on each page the walk records console
-errors, failed requests, the state of the mathematics, every image, the navigation links, the
-launch and download buttons and the page's weight, and saves a full-page screenshot to
-``_build/screenshots/`` for review. The tests below then check what the walk recorded, so a failure
-names the page and the element. Nothing leaves the machine: requests to any other address are
+clicked at the end); on each page the walk records console errors, failed requests, the state of the
+mathematics, every image, the navigation links, the launch and download buttons and the page's
+weight, audits it with axe-core in light and dark mode (see "accessibility" below), and saves a
+full-page screenshot to ``_build/screenshots/`` for review. The tests below then check what the walk
+recorded, so a failure names the page and the element. Nothing leaves the machine: requests to any other address are
 blocked and reported as failures (the site ships its own MathJax, see ``tools/course_tools/book.py``).
 
 Run only these tests with ``pytest -m browser`` (the book is built first, as ``make book`` does).
@@ -123,6 +123,8 @@ class Visit:
     loaded: dict[str, str] = field(default_factory=dict)     # url -> resource type
     info: dict = field(default_factory=dict)                 # what the page's DOM said
     animations: list[str] = field(default_factory=list)      # problems with JavaScript animations
+    animation_layout: list[str] = field(default_factory=list)  # animation controls unlabelled, or too wide for a phone
+    axe: dict[str, list[dict]] = field(default_factory=dict)   # colour mode -> axe-core's violations
     screenshot: Path | None = None
     weight: int = 0
     weight_all: int = 0
@@ -279,6 +281,12 @@ async () => {
   return {
     title: (document.querySelector('article h1, main h1') || {}).textContent || '',
     mathjax, math_count: maths.length, unrendered, raw_tex: rawTex,
+    // formulas a keyboard user must Tab through (but not those wider than the column, which need the
+    // keyboard to scroll), and formulas a screen reader cannot read
+    math_tab_stops: [...document.querySelectorAll('mjx-container')].filter((m) => m.tabIndex >= 0 &&
+      !(['auto', 'scroll'].includes(getComputedStyle(m).overflowX) && m.scrollWidth > m.clientWidth + 1)).length,
+    math_unreadable: [...document.querySelectorAll('mjx-container')]
+      .filter((m) => !m.querySelector('mjx-assistive-mml math')).length,
     title_number: ((document.querySelector('article h1') || document.body).querySelector('.section-number') || {}).textContent || '',
     images: [...document.images].map((img) => {
       const figure = img.closest('figure'), caption = figure && figure.querySelector('figcaption');
@@ -311,7 +319,7 @@ def _settle(page):
         pass
 
 
-def inspect(page, visit: Visit, html: Path, base: str):
+def inspect(page, visit: Visit, html: Path, base: str, checked_styles: dict[str, set[str]]):
     t = [time.perf_counter()]
     visit.info = page.evaluate(INSPECT_JS)  # waits for the images, MathJax and the fonts
     t.append(time.perf_counter())
@@ -334,6 +342,11 @@ def inspect(page, visit: Visit, html: Path, base: str):
             problem = f"could not be played: {type(exc).__name__}: {str(exc).splitlines()[0]}"
         if problem:
             visit.animations.append(f"animation img#{anim_id}: {problem}")
+    if visit.info["animations"]:
+        visit.animation_layout = animation_controls_on_a_phone(page)
+    started = time.perf_counter()
+    visit.axe = audit_accessibility(page, checked_styles)
+    visit.info["timing"].append(round(time.perf_counter() - started, 2))
 
 
 def play_animation(page, img_id: str) -> str | None:
@@ -355,6 +368,190 @@ def play_animation(page, img_id: str) -> str | None:
     if pause.count():
         pause.click()
     return None
+
+
+# --- accessibility: axe-core on every page, in light and dark mode --------------------------------
+#
+# axe-core (the copy that the pinned PyPI package axe-playwright-python bundles, so nothing is fetched)
+# runs the WCAG 2.1 A and AA rules on each page the walk visits, once with the theme in light mode and
+# once in dark mode, in the walk's own browser page (no second load). Two things keep it to a few
+# seconds for the whole book (measured: 10 s a chapter page for a plain axe.run, 18 pages x 2 modes):
+#
+# - in dark mode only the rules that read colours run: every other rule checks the markup, which is
+#   the same in both modes;
+# - the colour rules check one element of each text style, once in the whole book, not every element
+#   on every page. A chapter page has 6,000 syntax-highlighting spans and 3,000 MathJax elements, in a
+#   few dozen styles, most of them on every page; axe's verdict on an element's contrast depends on
+#   its text colour, whether it is large text (WCAG: 24 px, or 18.66 px and bold), its shadow, the
+#   background colours and opacities behind it and, for a link in text, how it differs from the text
+#   around it, so elements alike in all of those get the same verdict (what this misses: text that
+#   another element overlaps, which axe can only flag for a person to review anyway). A violation
+#   is reported on the first page that shows its style. The self-test below checks that a faint
+#   style is still found, in each mode.
+
+#: WCAG 2.1 levels A and AA, as axe-core tags its rules
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+#: the rules whose verdict depends on colours, hence on the colour mode
+AXE_COLOUR_RULES = ["color-contrast", "link-in-text-block"]
+#: rules not run. css-orientation-lock reads the stylesheets, which axe fetches again ("preload") and
+#: gets wrong: it resolves the theme's ``@import "../basic.css"`` against the page instead of the
+#: stylesheet, so every page makes a request that fails with 404 and the rule's verdict is unreliable
+#: (https://github.com/dequelabs/axe-core/issues/5268). Neither the theme nor the course locks the
+#: orientation; with the preload off, no rule fetches anything.
+AXE_SKIPPED = ["css-orientation-lock"]
+#: the impacts that fail the test (axe's "moderate" and "minor" are reported, not failed)
+AXE_FAILING = ("critical", "serious")
+
+AUDIT_JS = r"""
+async ({tags, colourRules, skipped, mode, everyRule, checked}) => {
+  // the theme's stylesheets key their colours on data-theme, which its colour-mode button sets; a
+  // page already in the mode is left untouched (restyling a chapter page costs a fraction of a second)
+  const root = document.documentElement, was = root.dataset.theme, switching = was !== mode;
+  // axe reads computed colours: no colour may be half way through a transition when it does
+  const still = document.createElement('style');
+  still.textContent = '*, *::before, *::after { transition: none !important; animation: none !important; }';
+  if (switching) {
+    document.head.append(still);
+    root.dataset.theme = mode;
+  }
+  // the backgrounds and opacities behind an element, up to the first opaque background (memoised: a
+  // page has thousands of elements and a few hundred ancestors)
+  const memo = new Map();
+  const behind = (el) => {
+    if (!el) return '';
+    if (memo.has(el)) return memo.get(el);
+    const s = getComputedStyle(el), layers = [];
+    if (s.opacity !== '1') layers.push('opacity ' + s.opacity);
+    if (s.backgroundImage !== 'none') layers.push('image');
+    if (s.backgroundColor !== 'rgba(0, 0, 0, 0)') layers.push(s.backgroundColor);
+    const opaque = s.backgroundColor !== 'rgba(0, 0, 0, 0)' && !s.backgroundColor.startsWith('rgba');
+    if (!opaque) layers.push(behind(el.parentElement));  // an opaque background hides what is further back
+    const chain = layers.join(' / ');
+    memo.set(el, chain);
+    return chain;
+  };
+  const ownText = (el) => {
+    for (let n = el.firstChild; n; n = n.nextSibling) if (n.nodeType === 3 && n.textContent.trim()) return true;
+    return false;
+  };
+  // one visible element per text style not checked before (on an earlier page): the elements axe's
+  // colour rules would check, grouped by what decides their verdict; marked for the colour rules
+  const seen = new Set(checked), styles = new Map(), mark = 'data-course-axe-style';
+  for (const el of document.body.querySelectorAll('*')) {
+    if (!ownText(el)) continue;
+    const s = getComputedStyle(el), size = parseFloat(s.fontSize), weight = parseFloat(s.fontWeight);
+    // WCAG's large text (24 px, or 18.66 px and bold) needs a contrast of 3 instead of 4.5
+    const large = size >= 24 || (size >= 18.66 && weight >= 700);
+    // a link in text must also stand out from the text around it (link-in-text-block)
+    const parent = el.parentElement ? getComputedStyle(el.parentElement) : s;
+    const link = el.matches('a[href], [role=link]') ? [s.textDecorationLine, s.textDecorationColor, s.fontWeight,
+      s.fontStyle, s.borderBottomStyle, s.backgroundImage, parent.color, parent.fontWeight, parent.fontStyle] : [];
+    const key = [s.color, large ? 'large' : 'normal', s.textShadow === 'none' ? '' : `${s.textShadow} at ${size}px`,
+                 ...link, behind(el)].join(' | ');
+    if (seen.has(key) || styles.has(key) || !el.checkVisibility({visibilityProperty: true})) continue;
+    styles.set(key, el);
+    el.setAttribute(mark, '');
+  }
+  const brief = (result) => result.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map((n) => ({target: n.target.join(' '), html: n.html.replace(/\s+/g, ' ').slice(0, 160)}))}));
+  try {
+    // the colour rules look at the marked elements only; every other rule at the whole page
+    axe.configure({rules: [{id: 'color-contrast', selector: `[${mark}]`},
+                           {id: 'link-in-text-block', selector: `a[href][${mark}], [role=link][${mark}]`}]});
+    const options = {resultTypes: ['violations'], preload: false,
+                     rules: Object.fromEntries(skipped.map((id) => [id, {enabled: false}]))};
+    const runOnly = everyRule ? {type: 'tag', values: tags} : {type: 'rule', values: colourRules};
+    const found = everyRule || styles.size ? brief(await axe.run(document, {...options, runOnly})) : [];
+    return {violations: found, styles: [...styles.keys()]};
+  } finally {
+    for (const el of styles.values()) el.removeAttribute(mark);
+    if (switching) {
+      if (was === undefined) delete root.dataset.theme; else root.dataset.theme = was;
+      still.remove();
+    }
+  }
+}
+"""
+
+
+def audit_accessibility(page, checked_styles: dict[str, set[str]] | None = None) -> dict[str, list[dict]]:
+    """axe-core's violations of WCAG 2.1 A/AA on the page in ``page``, per colour mode: every rule in
+    light mode, the colour rules in dark mode (the page is left in the mode it was in). The colour
+    rules skip the text styles in ``checked_styles[mode]`` (checked on earlier pages), and the styles
+    checked here are added to it."""
+    checked_styles = {"light": set(), "dark": set()} if checked_styles is None else checked_styles
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        try:
+            from axe_playwright_python.base import AXE_SCRIPT  # axe.min.js, axe-core 4.12
+        except ImportError:
+            pytest.fail("the accessibility audit needs the axe-playwright-python package (a dev dependency: run `make`)")
+        page.evaluate(AXE_SCRIPT)
+    found = {}
+    for mode in ("light", "dark"):
+        checked = checked_styles.setdefault(mode, set())
+        audit = page.evaluate(AUDIT_JS, {"tags": AXE_TAGS, "colourRules": AXE_COLOUR_RULES, "skipped": AXE_SKIPPED,
+                                         "mode": mode, "everyRule": mode == "light", "checked": sorted(checked)})
+        checked.update(audit["styles"])
+        found[mode] = audit["violations"]
+    return found
+
+
+def axe_table(visits) -> list[dict]:
+    """One row per rule and colour mode: its impact, the pages it fails on and the elements it names."""
+    rows = {}
+    for visit in visits:
+        for mode, violations in visit.axe.items():
+            for v in violations:
+                row = rows.setdefault((v["id"], mode), {"rule": v["id"], "mode": mode, "impact": v["impact"],
+                                                        "pages": 0, "nodes": 0})
+                row["pages"] += 1
+                row["nodes"] += len(v["nodes"])
+    order = {"critical": 0, "serious": 1, "moderate": 2, "minor": 3}
+    return sorted(rows.values(), key=lambda r: (order.get(r["impact"], 4), r["rule"], r["mode"]))
+
+
+#: the phone the animation's controls must fit (an iPhone 12 to 15: 390 CSS px wide)
+PHONE = {"width": 390, "height": 844}
+
+ANIMATION_CONTROLS_JS = r"""
+() => {
+  const problems = [], column = document.querySelector('article').getBoundingClientRect();
+  for (const player of document.querySelectorAll('div.animation')) {
+    const slider = player.querySelector('input[type=range]');
+    if (slider && !(slider.getAttribute('aria-label') || '').trim() && !(slider.labels && slider.labels.length))
+      problems.push('its slider has no label');
+    for (const button of player.querySelectorAll('button')) {
+      const name = (button.getAttribute('aria-label') || button.title || '').trim();
+      if (!name) problems.push(`a button (${button.outerHTML.slice(0, 60)}) has no name`);
+      // a symbol drawn from a font shows as an empty box where no installed font has it
+      if (/[^\x00-\x7f]/.test(button.textContent) || !button.querySelector('svg :is(path, rect, polygon, circle)'))
+        problems.push(`the '${name}' button draws its symbol with a font ` +
+                      `(${JSON.stringify(button.textContent.trim())}), not an inline SVG icon`);
+    }
+    for (const el of player.querySelectorAll('img, input, button, label')) {
+      const r = el.getBoundingClientRect();
+      if (r.width && (r.left < column.left - 0.5 || r.right > column.right + 0.5))
+        problems.push(`at ${innerWidth} px, its ${el.tagName.toLowerCase()} ` +
+                      `${el.getAttribute('aria-label') || el.textContent.trim() || ''} spans ` +
+                      `${r.left.toFixed(0)}-${r.right.toFixed(0)} px, outside the column ` +
+                      `(${column.left.toFixed(0)}-${column.right.toFixed(0)} px)`);
+    }
+  }
+  return problems;
+}
+"""
+
+
+def animation_controls_on_a_phone(page) -> list[str]:
+    """What is wrong with the page's animation players on a phone: a control without a label, a
+    button whose symbol needs a font, a control outside the column at 390 px."""
+    desktop = page.viewport_size
+    page.set_viewport_size(PHONE)
+    try:
+        page.wait_for_function(f"() => innerWidth === {PHONE['width']}", timeout=5_000)
+        return page.evaluate(ANIMATION_CONTROLS_JS)
+    finally:
+        page.set_viewport_size(desktop)
 
 
 # --- the walk through the book ----------------------------------------------------------------
@@ -443,6 +640,7 @@ def walk(site, chromium) -> Walk:
         old.unlink()
     pages = toc_pages()
     w = Walk(base, html, pages, {}, [], 0.0)
+    checked_styles = {"light": set(), "dark": set()}  # text styles whose contrast axe has checked
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     for i, name in enumerate(pages):
         url = w.url(name)
@@ -473,7 +671,7 @@ def walk(site, chromium) -> Walk:
             if problem:
                 w.visits[previous].problems.append(f"{how} to {name}: {problem}")
                 page.goto(url, wait_until="load")
-        inspect(page, visit, html, base)
+        inspect(page, visit, html, base, checked_styles)
     # the one link that the walk does not click: "previous"
     if len(pages) > 1:
         last, before = pages[-1], pages[-2]
@@ -689,10 +887,12 @@ def _write_summary(walk: Walk, total: int):
         "site_bytes": total,
         "walk_seconds": round(walk.seconds, 1),
         "walk_cpu_seconds": round(walk.cpu_seconds, 1),
+        "accessibility_seconds": round(sum(v.info["timing"][-1] for v in walk.visits.values()), 1),
+        "accessibility_violations": axe_table(walk.visits.values()),
         "pages": {v.page: {"html_and_images_bytes": v.weight, "all_resources_bytes": v.weight_all,
                            "arrived_by": v.arrived_by, "formulas": v.info["math_count"],
                            "images": len(v.info["images"]),
-                           "seconds_inspect_settle_screenshot": v.info.get("timing")}
+                           "seconds_inspect_settle_screenshot_accessibility": v.info.get("timing")}
                   for v in walk.visits.values()},
     }
     (SCREENSHOTS / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -805,6 +1005,147 @@ def test_animations_play_when_their_controls_are_clicked(walk):
         "chapter 3's transposed-convolution player (matplotlib's to_jshtml: img#_anim_img...) was not found on its page")
     bad = [f"{name}: {problem}" for name, v in pages.items() for problem in v.animations]
     assert not bad, _report(bad, "animations that do not play")
+
+
+@browser
+def test_animation_controls_are_labelled_drawn_without_fonts_and_fit_a_phone(walk):
+    pages = {name: v for name, v in walk.visits.items() if v.info["animations"]}
+    assert pages, "no page has an animation player"
+    bad = [f"{name}: {problem}" for name, v in pages.items() for problem in v.animation_layout]
+    assert not bad, _report(bad, "animation players that a screen reader, a machine without symbol fonts or a "
+                                 f"{PHONE['width']}-px phone cannot use")
+
+
+@browser
+def test_no_page_has_a_critical_or_serious_accessibility_violation_in_light_or_dark_mode(walk):
+    """axe-core's WCAG 2.1 A/AA rules on every page of ``_toc.yml``, with the theme in light and in
+    dark mode (see "accessibility" above): no critical or serious violation. The table of every rule
+    that fails, whatever its impact, is printed and saved in ``summary.json``."""
+    bad = []
+    for visit in walk.visits.values():
+        for mode, violations in visit.axe.items():
+            for v in (v for v in violations if v["impact"] in AXE_FAILING):
+                first = v["nodes"][0] if v["nodes"] else {"target": "?", "html": ""}
+                where = " (one element per text style is checked, on the first page that shows it)" \
+                    if v["id"] in AXE_COLOUR_RULES else ""
+                bad.append(f"{visit.page} ({mode} mode): {v['impact']} '{v['id']}' ({v['help']}) on {len(v['nodes'])} "
+                           f"element(s){where}, first {first['target']}: {first['html']}")
+    table = axe_table(walk.visits.values())
+    print("axe-core, WCAG 2.1 A/AA, rules that fail (impact, mode, pages, elements):",
+          [(r["rule"], r["impact"], r["mode"], r["pages"], r["nodes"]) for r in table] or "none",
+          f"({sum(v.info['timing'][-1] for v in walk.visits.values()):.1f} s for {len(walk.visits)} pages)")
+    assert len(walk.visits) == len(walk.pages) and all(set(v.axe) == {"light", "dark"} for v in walk.visits.values())
+    # what the skipped rule (AXE_SKIPPED) would look for: a stylesheet that locks the orientation
+    bad += [f"{css.relative_to(walk.html)}: a stylesheet with an orientation media query (css-orientation-lock is not run)"
+            for css in (walk.html / "_static").rglob("*.css") if "orientation" in css.read_text(errors="replace")]
+    assert not bad, _report(bad, "accessibility violations (axe-core, WCAG 2.1 A/AA)")
+
+
+INACCESSIBLE = """<!DOCTYPE html>
+<html lang="en"><title>One problem of each kind</title>
+<style>
+  html[data-theme="dark"] body { background: #111; color: #eee; }
+  html[data-theme="dark"] .faint-in-dark { color: #333; }
+</style>
+<main>
+  <h1>A page with one problem of each kind</h1>
+  <p>Readable text, and <span style="color: #bbb">pale text</span> that is not.</p>
+  <p class="faint-in-dark">Readable in light mode only.</p>
+  <p>Readable again.</p>
+  <input type="range" min="0" max="9">
+  <details><summary><i class="icon"></i></summary><p>sections</p></details>
+</main>
+</html>
+"""
+
+
+@browser
+def test_the_accessibility_audit_finds_problems_in_either_colour_mode(chromium):
+    """The audit above, on a page with an unlabelled slider (critical), a nameless expand arrow
+    (serious) and text too faint in light mode and, in another style, in dark mode only (serious):
+    checking one element per style must still find both faint styles, each in its own mode."""
+    context, _page, _recorder = chromium
+    page = context.new_page()
+    try:
+        page.set_content(INACCESSIBLE)
+        found = audit_accessibility(page)
+        theme = page.evaluate("() => document.documentElement.dataset.theme")
+    finally:
+        page.close()
+    ids = {mode: sorted({v["id"] for v in violations}) for mode, violations in found.items()}
+    assert ids == {"light": ["color-contrast", "label", "summary-name"], "dark": ["color-contrast"]}, ids
+    faint = {mode: [n["html"] for v in violations if v["id"] == "color-contrast" for n in v["nodes"]]
+             for mode, violations in found.items()}
+    assert [h for h in faint["light"] if "pale" in h] and not [h for h in faint["light"] if "faint" in h], faint
+    assert [h for h in faint["dark"] if "faint-in-dark" in h], faint
+    assert theme is None, "the audit must leave the page in the colour mode it found"
+
+
+@browser
+def test_formulas_are_read_by_screen_readers_but_are_not_tab_stops(walk):
+    """MathJax makes every formula a Tab stop for its menu (chapter 3 had 194, over a hundred
+    of them before its animation's controls); ``_config.yml`` takes them out of the Tab order, and
+    ``static/course.js`` puts back only a formula wider than the column, which the keyboard must be
+    able to scroll. Each formula keeps its hidden MathML, which is what a screen reader reads."""
+    bad = []
+    for visit in walk.visits.values():
+        info = visit.info
+        if info["math_tab_stops"]:
+            bad.append(f"{visit.page}: {info['math_tab_stops']} of {info['math_count']} formulas are Tab stops")
+        if info["math_unreadable"]:
+            bad.append(f"{visit.page}: {info['math_unreadable']} formulas have no MathML for a screen reader")
+    assert not bad, _report(bad, "formulas in the keyboard's way, or hidden from screen readers")
+
+
+#: whether the focused element (or, for the sidebar's arrows, the icon inside it) draws a focus ring:
+#: an outline or a box-shadow at least 2 px wide in a colour that is not transparent
+FOCUS_RING_JS = r"""
+() => {
+  const el = document.activeElement;
+  const opaque = (colour) => !/rgba\([^)]*,\s*0\)$/.test(colour) && colour !== 'transparent';
+  const ring = (e) => {
+    const s = getComputedStyle(e);
+    if (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2 && opaque(s.outlineColor)) return true;
+    return s.boxShadow !== 'none' && s.boxShadow.split(/,(?![^(]*\))/).some((shadow) => {
+      const colour = (shadow.match(/rgba?\([^)]*\)/) || ['rgb(0, 0, 0)'])[0];
+      const px = (shadow.replace(colour, '').match(/-?[\d.]+px/g) || []).map(parseFloat);
+      return opaque(colour) && (px[3] || 0) >= 2;
+    });
+  };
+  const where = el.closest('.bd-header, .bd-header-article, .bd-sidebar-primary, article');
+  const name = (el.getAttribute('aria-label') || el.title || el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 50);
+  return {area: where ? where.className.split(' ')[0] : 'elsewhere', tag: el.tagName.toLowerCase(), name,
+          ring: ring(el) || [...el.querySelectorAll('.toctree-toggle')].some(ring)};
+}
+"""
+
+
+@browser
+def test_header_and_sidebar_controls_show_a_focus_ring(walk, chromium):
+    """Pressing Tab from the top of a chapter page, every control of the header and the sidebar that
+    takes the focus shows where it is (sphinx-book-theme removes the ring from its header buttons;
+    ``tools/course_tools/static/course.css`` puts it back)."""
+    context, _page, _recorder = chromium
+    chapter = next(p for p in walk.pages if re.fullmatch(r"chapters/\d\d_\w+", p) and is_notebook_page(p))
+    page = context.new_page()
+    seen, bad = [], []
+    try:
+        page.goto(walk.url(chapter), wait_until="load")
+        for _ in range(80):  # the skip link, the header, the sidebar's links and arrows, the article's header
+            page.keyboard.press("Tab")
+            focus = page.evaluate(FOCUS_RING_JS)
+            if focus["area"] == "article":
+                break
+            if focus["tag"] == "body":  # the window itself had the focus (the first press, in a new tab)
+                continue
+            seen.append(focus)
+            if not focus["ring"]:
+                bad.append(f"{chapter}: the {focus['area']} {focus['tag']} {focus['name']!r} shows no focus ring")
+    finally:
+        page.close()
+    assert sum(f["area"] == "bd-header-article" for f in seen) >= 4, \
+        f"Tab did not reach the article's header buttons: {seen}"
+    assert not bad, _report(bad, "controls a keyboard user cannot see")
 
 
 def test_binder_environment_spec_installs_the_course_with_the_pinned_versions():

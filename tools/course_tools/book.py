@@ -26,11 +26,26 @@ Two more things a book needs and Jupyter Book does not do:
   numbers and every ``{numref}`` say the same thing.
 - **Figures open at full size.** Each image inside a figure links to its own file, so a reader on a
   phone, where the column shrinks a figure to a third of its size, can open it and zoom.
+
+And it fixes what the browser tests' accessibility audit (axe-core) finds in the theme's and the
+writers' own markup, where the course can:
+
+- **The sidebar's expand arrows get a name.** pydata-sphinx-theme draws each "show the sections"
+  arrow as a ``<summary>`` holding only an icon, which a screen reader announces as an unnamed
+  disclosure (axe: ``summary-name``, serious, on every page); each now says "Sections of <title>".
+- **The bibliography is a list of list items.** docutils writes the citations as
+  ``role="doc-biblioentry"`` inside ``role="list"``: a role that DPUB-ARIA 1.1 deprecates, and so a list
+  with no list items (axe: ``aria-required-children``, critical). Each citation becomes a ``listitem``.
+- **A visible focus ring on the header's buttons**, from the course's stylesheet ``static/course.css``.
+- **Wide formulas stay reachable by keyboard.** ``_config.yml`` takes formulas out of the Tab order;
+  ``static/course.js`` puts back those wider than the column, which scroll sideways (axe:
+  ``scrollable-region-focusable``, serious).
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -39,6 +54,11 @@ from pathlib import Path
 MATHJAX_DIR = "mathjax"
 MATHJAX_ENTRY = "tex-mml-chtml.js"
 MATHJAX_PATH = f"{MATHJAX_DIR}/{MATHJAX_ENTRY}"
+
+#: the course's stylesheet and script, shipped with this module and linked from every page
+STATIC_DIR = Path(__file__).parent / "static"
+STYLESHEET = "course.css"
+SCRIPT = "course.js"
 
 #: the files a page loads, relative to MathJax's ``es5`` folder: the combined TeX/MathML-to-HTML
 #: component, the web fonts it draws with, and the TeX extensions it autoloads for macros such as
@@ -95,6 +115,48 @@ def _check_config(app, config) -> None:
             "(sphinx: config:) so pages load the MathJax copy the site ships and render math offline"
         )
     mathjax_source()  # fail at the start of the build, not the end, if MathJax is not installed
+
+
+def _add_static_dir(app, config) -> None:
+    config.html_static_path = [*config.html_static_path, str(STATIC_DIR)]
+
+
+def label_sidebar_toggles(soup) -> None:
+    """Give each expand arrow of the sidebar (a ``<summary>`` with only an icon) the name "Sections of
+    <the entry's title>", in place; an arrow that already has a name is left alone."""
+    for item in soup.select("li.has-children"):
+        link = item.find("a", recursive=False)
+        summary = item.select_one(":scope > details > summary")
+        if link is None or summary is None or summary.get_text(strip=True) or summary.get("aria-label"):
+            continue
+        summary["aria-label"] = f"Sections of {link.get_text(' ', strip=True)}"
+
+
+def _name_sidebar_toggles(app, pagename, templatename, context, doctree) -> None:
+    # runs after pydata-sphinx-theme put generate_toctree_html into the context (priority 500); it
+    # returns a cached BeautifulSoup, so labelling it again on a later page finds the labels there
+    generate = context.get("generate_toctree_html")
+    if not callable(generate) or getattr(generate, "_course_labels_toggles", False):
+        return
+
+    def generate_with_names(kind, *args, **kwargs):
+        soup = generate(kind, *args, **kwargs)
+        if hasattr(soup, "select"):
+            label_sidebar_toggles(soup)
+        return soup
+
+    generate_with_names._course_labels_toggles = True
+    context["generate_toctree_html"] = generate_with_names
+
+
+#: a citation as docutils' HTML5 writer opens it (``<div class="citation" id="..." role="doc-biblioentry">``)
+_BIBLIOENTRY = re.compile(r'(<div class="citation"[^>]*?) role="doc-biblioentry"')
+
+
+def _citations_as_list_items(app, pagename, templatename, context, doctree) -> None:
+    body = context.get("body")
+    if isinstance(body, str) and "doc-biblioentry" in body:
+        context["body"] = _BIBLIOENTRY.sub(r'\1 role="listitem"', body)
 
 
 def _ship_mathjax(app, exception) -> None:
@@ -176,9 +238,15 @@ def _link_figures_to_full_size(app, doctree, docname) -> None:
 def setup(app):
     """Sphinx entry point: check ``mathjax_path`` when the configuration is read, number the chapters
     from ``course_first_chapter_number``, link figures to their images, write each page's scripts
-    once, and copy MathJax into the output when an HTML build finishes."""
+    once, name the sidebar's arrows, make the bibliography a list, link the course's stylesheet and
+    script, and copy MathJax into the output when an HTML build finishes."""
     app.add_config_value("course_first_chapter_number", 1, "env", types=[int])
     app.connect("config-inited", _check_config)
+    app.connect("config-inited", _add_static_dir)
+    app.add_css_file(STYLESHEET)
+    app.add_js_file(SCRIPT, loading_method="defer")
+    app.connect("html-page-context", _name_sidebar_toggles, priority=900)
+    app.connect("html-page-context", _citations_as_list_items, priority=900)
     app.connect("env-get-updated", _renumber_chapters, priority=900)
     app.connect("doctree-resolved", _link_figures_to_full_size)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)

@@ -75,6 +75,21 @@ def test_animation_html_is_small_self_contained_and_plays_once(small_html):
     assert re.search(r'<img id="_anim_img[0-9a-f]+" alt="a &quot;copy&quot; &amp; &lt;sum>">', described)
 
 
+def test_player_controls_have_labels_and_draw_their_icons_without_a_font(small_html):
+    _anim, html = small_html
+    assert re.search(r'<input id="_anim_slider[0-9a-f]+" type="range" class="anim-slider" aria-label="[^"]+"', html), \
+        "the slider needs a label for screen readers"
+    buttons = re.findall(r"<button ([^>]*)>(.*?)</button>", html, re.S)
+    assert len(buttons) == 9
+    for attrs, inside in buttons:
+        assert re.search(r'aria-label="[^"]+"', attrs), attrs
+        # a symbol from a font shows as an empty box where no installed font has it: an inline SVG needs none
+        assert re.fullmatch(r'\s*<svg [^>]*aria-hidden="true"[^>]*>(<(path|rect) [^>]*/>)+</svg>\s*', inside), inside
+        assert inside.isascii()
+    assert "<i class=" not in html, "a Font Awesome icon is left"
+    assert "max-width: 100%" in html and "flex-wrap: wrap" in html, "the controls must shrink and wrap on a phone"
+
+
 def test_default_animation_has_a_frame_per_input_pixel_and_fits_in_a_page():
     anim = transposed_conv_animation()
     html = animation_html(anim)
